@@ -114,7 +114,11 @@ class LocalLauncher:
         print(f"{sum(s == 'done' for s in states.values())} done, {len(failed)} failed, "
               f"{len(specs) - len(states)} not started, {sum(s == 'preempted' for s in states.values())} stopped"
               + (" (rerun the same command to resume)" if interrupted else ""))
-        return 130 if interrupted else (1 if failed else 0)
+        if interrupted:
+            return 130
+        if failed:
+            return 1
+        return 0 if all(s == "done" for s in states.values()) else EXIT_CODES["preempted"]
 
     @staticmethod
     def report(spec: RunSpec, code: int, seconds: float, progress: Progress) -> str:

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -146,6 +148,8 @@ def train(run: RunDir, stop: threading.Event) -> str:
 
         run.save_checkpoint(state["agent_step"], state, save_agent)
         session.update(state["agent_step"] * protocol.action_repeat)
+        run.update_status(step=state["agent_step"] * protocol.action_repeat, agent_step=state["agent_step"],
+                          episodes=state["episodes"])
 
     def run_eval(episodes: int, final: bool) -> bool:
         nonlocal eval_envs
@@ -168,7 +172,7 @@ def train(run: RunDir, stop: threading.Event) -> str:
         meter = logs.Meter(state["agent_step"])
         last_save = time.monotonic()
         run.update_status(state="running", budget=protocol.budget_frames, budget_agent_steps=protocol.budget,
-                          error=None, log=str(run.log))
+                          error=None, log=str(run.log), pid=os.getpid(), host=socket.gethostname())
         while not state["train_done"]:
             if stop.is_set():
                 save()

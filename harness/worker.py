@@ -30,7 +30,7 @@ def run_job(run_dir: Path | str) -> str:
     except Exception as error:  # the run fails; its last good checkpoint stays
         trace = traceback.format_exc()
         print(trace, file=sys.stderr, flush=True)
-        run.update_status(state="failed", error=f"{type(error).__name__}: {error}", traceback=trace)
+        run.update_status(state="failed", error=f"{type(error).__name__}: {error}", traceback=trace, log=str(run.log))
         return "failed"
     finally:
         for sig, handler in previous.items():

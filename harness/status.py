@@ -1,0 +1,80 @@
+"""`python -m harness.status <root>`: a table of runs; exits 1 if any run failed.
+
+A run that says 'running' but has not updated its status for STALE_AFTER seconds is shown as
+'stale' (its process died without a word, e.g. SIGKILL): rerun its command to resume it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from pathlib import Path
+from typing import Any
+
+from harness.launch import format_count, format_duration
+from harness.rundir import RunDir
+
+STALE_AFTER = 300.0
+
+
+def find_runs(root: Path) -> list[RunDir]:
+    return [RunDir(p.parent) for p in sorted(root.rglob("config.yaml")) if not p.parent.name.startswith(".")]
+
+
+def age_seconds(status: dict[str, Any]) -> float | None:
+    if not status.get("updated_at"):
+        return None
+    return (dt.datetime.now(dt.timezone.utc) - dt.datetime.fromisoformat(status["updated_at"])).total_seconds()
+
+
+def row(run: RunDir, root: Path) -> dict[str, str]:
+    status = run.read_status()
+    age = age_seconds(status)
+    state = status.get("state", "pending")
+    if state == "running" and age is not None and age > STALE_AFTER:
+        state = "stale"
+    budget = status.get("budget") or 0
+    step = status.get("step") or 0
+    score = status.get("last_score")
+    rate = status.get("steps_per_second")
+    return {
+        "run": str(run.path.relative_to(root)) if run.path.is_relative_to(root) else str(run.path),
+        "state": state,
+        "progress": f"{format_count(step)}/{format_count(budget)} ({100 * step / budget:.0f}%)" if budget else "-",
+        "last score": f"{score:.4g}" if score is not None else "-",
+        "steps/s": format_count(rate) if rate else "-",
+        "age": format_duration(age),
+        "error": (status.get("error") or "") + (f"  (log: {status['log']})" if status.get("error") and
+                                                 status.get("log") else ""),
+    }
+
+
+def print_table(rows: list[dict[str, str]]) -> None:
+    columns = [c for c in rows[0] if any(r[c] for r in rows)]
+    widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in columns}
+    print("  ".join(c.ljust(widths[c]) for c in columns).rstrip())
+    for r in rows:
+        print("  ".join(r[c].ljust(widths[c]) for c in columns).rstrip())
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness.status", description=__doc__.splitlines()[0])
+    parser.add_argument("root", type=Path, nargs="?", default=Path("runs"), help="run root (default: runs)")
+    args = parser.parse_args(argv)
+    if not args.root.exists():
+        print(f"error: {args.root} does not exist", file=sys.stderr)
+        return 2
+    runs = find_runs(args.root)
+    if not runs:
+        print(f"no runs under {args.root}")
+        return 0
+    rows = [row(run, args.root) for run in runs]
+    print_table(rows)
+    counts = {s: sum(r["state"] == s for r in rows) for s in dict.fromkeys(r["state"] for r in rows)}
+    print(f"{len(rows)} runs: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    return 1 if counts.get("failed") else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

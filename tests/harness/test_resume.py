@@ -1,0 +1,92 @@
+"""Killing a run at any moment loses nothing: resume continues the step count and the episode record."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from harness.rundir import RunDir
+
+RUN = ("task=CartPole-v1", "steps=150000", "run.checkpoint_every=0.5", "run.log_every=1",
+       "suite.protocol.eval_every=50000", "suite.protocol.eval_episodes=2", "suite.protocol.final_eval_episodes=3",
+       "root=r")
+
+
+def start(tmp_path):
+    return subprocess.Popen([sys.executable, "-m", "harness.run", *RUN], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def wait_for_progress(run: RunDir, min_step: int, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = run.read_status()
+        if status.get("state") == "running" and status.get("agent_step", 0) >= min_step and run.latest_checkpoint():
+            return status
+        time.sleep(0.05)
+    raise AssertionError(f"no progress: {run.read_status()}")
+
+
+def check_complete_record(run: RunDir, resumes: int) -> None:
+    status = json.loads(run.status.read_text())
+    assert status["state"] == "done" and status["agent_step"] == 150000
+    scores = [json.loads(line) for line in run.scores.read_text().splitlines()]
+    train = [s for s in scores if s["mode"] == "train"]
+    steps = [s["step"] for s in train]
+    assert len(set(steps)) == len(steps) and steps == sorted(steps), "duplicated or reordered episodes"
+    gaps = [(a, b) for a, b in zip(train, train[1:]) if b["step"] - a["step"] != b["episode/length"]]
+    # the only gap allowed is the episode that was in progress at each interruption, and it is partial
+    assert len(gaps) <= resumes
+    assert all(b["step"] - a["step"] > b["episode/length"] for a, b in gaps)
+    periodic = [s for s in scores if s["mode"] == "eval" and not s["final"]]
+    assert sorted(s["step"] for s in periodic) == [50000, 50000, 100000, 100000]
+    assert sum(s["final"] for s in scores) == 3
+    metric_steps = [json.loads(line)["step"] for line in run.metrics.read_text().splitlines()]
+    assert metric_steps == sorted(metric_steps) and len(set(metric_steps)) == len(metric_steps)
+    meta = json.loads(run.meta.read_text())
+    assert len(meta["sessions"]) == resumes + 1
+    for before, after in zip(meta["sessions"], meta["sessions"][1:]):
+        assert 0 < after["start_step"] <= before["end_step"] < 150000
+
+
+def test_sigterm_checkpoints_and_rerun_continues(tmp_path, run_cli):
+    run = RunDir(tmp_path / "r/classic/random/CartPole-v1/seed0")
+    launcher = start(tmp_path)
+    status = wait_for_progress(run, 20000)
+    os.kill(status["pid"], signal.SIGTERM)
+    output, _ = launcher.communicate(timeout=60)
+    assert launcher.returncode == 3, output
+    stopped = run.read_status()
+    assert stopped["state"] == "preempted"
+    checkpoint_step = int(run.latest_checkpoint().name)
+    assert checkpoint_step == stopped["agent_step"] and 20000 <= checkpoint_step < 150000
+
+    run_cli("harness.run", *RUN, cwd=tmp_path)
+    check_complete_record(run, resumes=1)
+    assert json.loads(run.meta.read_text())["sessions"][1]["start_step"] == checkpoint_step
+
+
+def test_sigkill_resumes_from_last_periodic_checkpoint(tmp_path, run_cli):
+    run = RunDir(tmp_path / "r/classic/random/CartPole-v1/seed0")
+    launcher = start(tmp_path)
+    status = wait_for_progress(run, 30000)
+    os.kill(status["pid"], signal.SIGKILL)
+    output, _ = launcher.communicate(timeout=60)
+    assert launcher.returncode == 1 and "FAILED" in output and "-9" in output
+    assert run.read_status()["state"] == "failed"
+    run_cli("harness.run", *RUN, cwd=tmp_path)
+    check_complete_record(run, resumes=1)
+
+
+def test_ctrl_c_stops_jobs_cleanly_with_checkpoints(tmp_path, run_cli):
+    run = RunDir(tmp_path / "r/classic/random/CartPole-v1/seed0")
+    launcher = start(tmp_path)
+    wait_for_progress(run, 20000)
+    launcher.send_signal(signal.SIGINT)
+    output, _ = launcher.communicate(timeout=60)
+    assert launcher.returncode == 130 and "rerun the same command to resume" in output
+    assert run.read_status()["state"] == "preempted"
+    run_cli("harness.run", *RUN, cwd=tmp_path)
+    check_complete_record(run, resumes=1)
