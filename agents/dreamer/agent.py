@@ -1,0 +1,131 @@
+"""DreamerAgent: the Agent protocol (agents/base.py) around the Learner and the Replay.
+
+`act` runs the jitted, env-batched policy step; `observe` stores the step with the policy's latent;
+`update` performs the gradient updates the train ratio owes (train_ratio / (batch * length) per agent
+step, fractions carried over), sampling the next batch on the host while the current update runs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from agents.base import LOOP_KEYS
+from agents.dreamer import config as dreamer_config
+from agents.dreamer.learner import Learner
+from agents.dreamer.replay import Replay
+
+
+class DreamerAgent:
+    def __init__(
+        self, config: dict[str, Any], obs_space: gym.spaces.Dict, act_space: gym.Space, num_envs: int, seed: int
+    ):
+        self.cfg = dreamer_config.resolve(config)
+        self.act_space, self.num_envs = act_space, num_envs
+        self.discrete = isinstance(act_space, gym.spaces.Discrete)
+        self.learner = Learner(self.cfg, obs_space, act_space)
+        self.keys = [k for k in self.learner.spec] + list(LOOP_KEYS)
+        self.batch, self.length = int(self.cfg["batch_size"]), int(self.cfg["batch_length"])
+        replay = self.cfg["replay"]
+        self.replay = Replay(replay["capacity"], num_envs, self.length + 1, replay["online"], seed)
+        key, self.key = jax.random.split(jax.random.PRNGKey(seed))
+        self.state = self.learner.init(key)
+        self.counters = {"updates": 0, "agent_steps": 0, "owed": 0.0}
+        self._latent: dict[str, np.ndarray] | None = None  # the train policy's latent for `observe`
+
+    @staticmethod
+    def validate_config(config: dict[str, Any]) -> None:
+        dreamer_config.validate(config)
+
+    def _next_key(self) -> jax.Array:
+        self.key, key = jax.random.split(self.key)
+        return key
+
+    # ----- acting ----------------------------------------------------------------------------------
+
+    def act(self, obs: dict[str, np.ndarray], state: Any, mode: str) -> tuple[np.ndarray, Any]:
+        if state is None:
+            state = self.learner.initial_carry(self.num_envs)
+        inputs = {k: obs[k] for k in self.learner.spec}
+        inputs["is_first"] = np.asarray(obs["is_first"])
+        state, action = self.learner.policy_step(self.state["params"], state, inputs, self._next_key())
+        if mode == "train":
+            self._latent = {
+                "deter": np.asarray(state["deter"], np.float16),
+                "stoch": np.asarray(state["stoch"], np.float16),
+            }
+        action = np.asarray(action)
+        if self.discrete:
+            return action.argmax(-1).astype(np.int64), state
+        return np.clip(action, -1.0, 1.0).astype(np.float32), state
+
+    def observe(self, step: dict[str, np.ndarray]) -> None:
+        entry = {k: np.asarray(step[k]) for k in self.keys}
+        action = np.asarray(step["action"])
+        if self.discrete:
+            action = np.eye(self.act_space.n, dtype=np.float32)[action]
+        entry["action"] = action.astype(np.float32)
+        if self._latent is None:
+            raise RuntimeError("observe() needs the latent of a preceding act(..., mode='train') on the same obs")
+        entry.update(self._latent)
+        self._latent = None
+        self.replay.add(entry)
+        self.counters["agent_steps"] += self.num_envs
+
+    # ----- learning --------------------------------------------------------------------------------
+
+    def _ready(self) -> bool:
+        return self.replay.count >= self.length + 1 and len(self.replay) >= self.cfg["train_after"]
+
+    def update(self) -> dict[str, float]:
+        if not self._ready():
+            return {}
+        self.counters["owed"] += self.num_envs * self.cfg["train_ratio"] / (self.batch * self.length)
+        todo = int(self.counters["owed"])
+        self.counters["owed"] -= todo
+        if not todo:
+            return {}
+        metrics = None
+        pending = self._sample()
+        for i in range(todo):
+            batch, envs, starts = pending
+            self.state, metrics, latents = self.learner.train_step(self.state, batch, self._next_key())
+            if i + 1 < todo:
+                pending = self._sample()  # host work overlaps the update, which runs asynchronously
+            self.replay.write_latents(envs, starts, jax.tree.map(np.asarray, latents))
+            self.counters["updates"] += 1
+        out = {f"train/{k}": float(v) for k, v in metrics.items()}
+        out["train/updates"] = float(self.counters["updates"])
+        out["replay/steps"] = float(len(self.replay))
+        return out
+
+    def _sample(self) -> tuple[dict[str, jax.Array], np.ndarray, np.ndarray]:
+        data, envs, starts = self.replay.sample(self.batch)
+        batch = {k: data[k] for k in self.keys + ["action"]}
+        batch["deter"], batch["stoch"] = data["deter"][:, 0], data["stoch"][:, 0]
+        return jax.device_put(batch), envs, starts
+
+    # ----- checkpoints -----------------------------------------------------------------------------
+
+    def save(self, path: Path) -> None:
+        path = Path(path)
+        leaves = jax.tree.leaves(self.state)
+        np.savez(path / "agent.npz", *[np.asarray(x) for x in leaves], key=np.asarray(self.key))
+        (path / "agent.json").write_text(json.dumps(self.counters))
+        self.replay.save(path)
+
+    def load(self, path: Path) -> None:
+        path = Path(path)
+        treedef = jax.tree.structure(self.state)
+        with np.load(path / "agent.npz") as f:
+            leaves = [jnp.asarray(f[f"arr_{i}"]) for i in range(treedef.num_leaves)]
+            self.key = jnp.asarray(f["key"])
+        self.state = jax.tree.unflatten(treedef, leaves)
+        self.counters = json.loads((path / "agent.json").read_text())
+        self.replay.load(path)

@@ -1,0 +1,61 @@
+"""Dreamer's settings: size presets (spec §1.1) and validation of the agent config.
+
+The agent config is the `agent` section of the run config (harness/config/agent/dreamerv3.yaml plus
+the per-suite file agent_suite/dreamerv3_<suite>.yaml and command-line overrides). `size` fills in the
+network widths; an explicit `rssm.deter`, `rssm.hidden`, `rssm.classes`, `depth` or `units` wins.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import jax
+
+SIZES: dict[str, dict[str, int]] = {
+    "1m": {"deter": 512, "hidden": 64, "classes": 4, "depth": 4, "units": 64},
+    "12m": {"deter": 2048, "hidden": 256, "classes": 16, "depth": 16, "units": 256},
+    "25m": {"deter": 3072, "hidden": 384, "classes": 24, "depth": 24, "units": 384},
+    "50m": {"deter": 4096, "hidden": 512, "classes": 32, "depth": 32, "units": 512},
+    "100m": {"deter": 6144, "hidden": 768, "classes": 48, "depth": 48, "units": 768},
+    "200m": {"deter": 8192, "hidden": 1024, "classes": 64, "depth": 64, "units": 1024},
+    "400m": {"deter": 12288, "hidden": 1536, "classes": 96, "depth": 96, "units": 1536},
+}
+
+REQUIRED = (
+    "size train_ratio batch_size batch_length train_after imag_horizon horizon lam actent slowreg slow_rate "
+    "free_nats retnorm loss_scales rssm heads policy optimizer replay compute_dtype"
+).split()
+DTYPES = ("auto", "float32", "bfloat16")
+
+
+def validate(config: dict[str, Any]) -> None:
+    """Raise ValueError with a clear message if the config cannot build an agent."""
+    missing = [k for k in REQUIRED if k not in config]
+    if missing:
+        raise ValueError(f"dreamer config lacks keys: {', '.join(missing)}")
+    if str(config["size"]) not in SIZES:
+        raise ValueError(f"unknown agent.size '{config['size']}'; valid sizes: {', '.join(SIZES)}")
+    if config["compute_dtype"] not in DTYPES:
+        raise ValueError(f"unknown agent.compute_dtype '{config['compute_dtype']}'; valid: {', '.join(DTYPES)}")
+    for key in ("train_ratio", "batch_size", "batch_length", "imag_horizon"):
+        if not float(config[key]) > 0:
+            raise ValueError(f"agent.{key} must be positive, got {config[key]}")
+    if config["rssm"].get("deter", SIZES[str(config["size"])]["deter"]) % config["rssm"]["blocks"]:
+        raise ValueError("agent.rssm.deter must be divisible by agent.rssm.blocks")
+
+
+def resolve(config: dict[str, Any]) -> dict[str, Any]:
+    """A validated copy with the size preset filled in and `compute_dtype` made concrete."""
+    validate(config)
+    cfg = copy.deepcopy(dict(config))
+    preset = SIZES[str(cfg["size"])]
+    rssm = dict(cfg["rssm"])
+    for key in ("deter", "hidden", "classes"):
+        rssm[key] = int(rssm.get(key) or preset[key])
+    cfg["rssm"] = rssm
+    cfg["depth"] = int(cfg.get("depth") or preset["depth"])
+    cfg["units"] = int(cfg.get("units") or preset["units"])
+    if cfg["compute_dtype"] == "auto":
+        cfg["compute_dtype"] = "bfloat16" if jax.default_backend() == "gpu" else "float32"
+    return cfg

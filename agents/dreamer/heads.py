@@ -1,0 +1,88 @@
+"""Prediction heads on the RSSM features (spec §1.4): reward, continue, policy and value.
+
+Each head is an MLP of [Linear -> RMSNorm -> SiLU] followed by an output layer whose meaning is given by
+a small output object: `TwoHot` for scalars (reward, value), `DiscretePolicy` or `BoundedNormalPolicy`
+for actions. Other Dreamer versions add their own output objects (e.g. a unit-variance normal).
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import jax
+import jax.numpy as jnp
+
+from agents.dreamer import dists, nets
+
+
+class TwoHot:
+    """255 symexp-spaced bins, cross-entropy to the twohot target, expectation as prediction."""
+
+    def __init__(self, bins: int = 255):
+        self.bins = dists.twohot_bins(bins)
+        self.out_dim = bins
+
+    def loss(self, out: jax.Array, target: jax.Array) -> jax.Array:
+        return dists.twohot_loss(out, target, self.bins)
+
+    def mean(self, out: jax.Array) -> jax.Array:
+        return dists.twohot_mean(out, self.bins)
+
+
+SCALAR_OUTPUTS = {"twohot": TwoHot}
+
+
+class DiscretePolicy:
+    """Categorical over `n` actions; actions are one-hot float vectors inside the model."""
+
+    def __init__(self, n: int, unimix: float = 0.0):
+        self.out_dim = self.act_dim = n
+        self.unimix = unimix
+
+    def _logp(self, out: jax.Array) -> jax.Array:
+        return dists.unimix_logits(out, self.unimix)
+
+    def sample(self, key: jax.Array, out: jax.Array) -> jax.Array:
+        return jax.nn.one_hot(jax.random.categorical(key, self._logp(out)), self.act_dim, dtype=jnp.float32)
+
+    def logp(self, out: jax.Array, action: jax.Array) -> jax.Array:
+        return (self._logp(out) * action).sum(-1)
+
+    def entropy(self, out: jax.Array) -> jax.Array:
+        return dists.categorical_entropy(self._logp(out))
+
+
+class BoundedNormalPolicy:
+    """Normal with mean tanh(x) and std in [minstd, maxstd]; the env side clips samples to [-1, 1]."""
+
+    def __init__(self, dims: int, minstd: float = 0.1, maxstd: float = 1.0):
+        self.act_dim, self.out_dim = dims, 2 * dims
+        self.minstd, self.maxstd = minstd, maxstd
+
+    def sample(self, key: jax.Array, out: jax.Array) -> jax.Array:
+        mean, std = dists.bounded_normal(out, self.minstd, self.maxstd)
+        return mean + std * jax.random.normal(key, mean.shape)
+
+    def logp(self, out: jax.Array, action: jax.Array) -> jax.Array:
+        mean, std = dists.bounded_normal(out, self.minstd, self.maxstd)
+        return dists.normal_logp(mean, std, action)
+
+    def entropy(self, out: jax.Array) -> jax.Array:
+        return dists.normal_entropy(dists.bounded_normal(out, self.minstd, self.maxstd)[1])
+
+
+def make_policy(act_space: gym.Space, unimix: float, minstd: float, maxstd: float):
+    if isinstance(act_space, gym.spaces.Discrete):
+        return DiscretePolicy(int(act_space.n), unimix)
+    if isinstance(act_space, gym.spaces.Box) and len(act_space.shape) == 1:
+        return BoundedNormalPolicy(int(act_space.shape[0]), minstd, maxstd)
+    raise ValueError(f"Dreamer supports Discrete or 1-d Box action spaces, got {act_space}")
+
+
+def head_init(key: jax.Array, din: int, units: int, layers: int, out_dim: int, outscale: float) -> nets.Params:
+    k_mlp, k_out = jax.random.split(key)
+    return {"mlp": nets.mlp_init(k_mlp, din, units, layers), "out": nets.linear_init(k_out, units, out_dim, outscale)}
+
+
+def head(p: nets.Params, feat: jax.Array) -> jax.Array:
+    """The head's raw output in float32."""
+    return nets.linear(p["out"], nets.mlp(p["mlp"], feat)).astype(jnp.float32)

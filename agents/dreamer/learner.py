@@ -1,0 +1,169 @@
+"""The Dreamer learner: networks, the single loss (spec §1.5), the jitted train and policy steps.
+
+`Learner.train_step(state, batch, key)` is one `jax.jit` (donating the state) that encodes the batch,
+filters it through the RSSM with `lax.scan`, computes every world-model loss, imagines from every
+posterior state (another `lax.scan`), computes the actor, critic and replay-value losses, applies the
+optimiser and the slow-critic EMA. A batch holds B sequences of T + 1 steps: step 0 is the replay
+context (its stored latent and action start the filter), steps 1..T are trained on.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import gymnasium as gym
+import jax
+import jax.numpy as jnp
+import optax
+
+from agents.dreamer import behavior, codecs, heads, nets
+from agents.dreamer.dists import binary_loss
+from agents.dreamer.optim import make_optimizer
+from agents.dreamer.rssm import RSSM, RSSMConfig
+
+sg = jax.lax.stop_gradient
+TrainState = dict[str, Any]
+
+
+class Learner:
+    def __init__(self, cfg: dict[str, Any], obs_space: gym.spaces.Dict, act_space: gym.Space):
+        self.cfg = cfg
+        self.spec = codecs.obs_spec(obs_space)
+        self.dtype = jnp.dtype(cfg["compute_dtype"])
+        self.policy = heads.make_policy(act_space, **cfg["policy"])
+        scalar = cfg["heads"]["scalar"]
+        if scalar not in heads.SCALAR_OUTPUTS:
+            raise ValueError(f"unknown heads.scalar '{scalar}'; valid: {', '.join(heads.SCALAR_OUTPUTS)}")
+        self.scalar = heads.SCALAR_OUTPUTS[scalar](cfg["heads"]["bins"])
+        token_dim = codecs.encoder_out_dim(self.spec, cfg["units"], cfg["depth"])
+        self.rssm = RSSM(RSSMConfig(**cfg["rssm"]), token_dim, self.policy.act_dim)
+        self.opt = make_optimizer(cfg["optimizer"])
+        self.train_step = jax.jit(self._train_step, donate_argnums=0)
+        self.policy_step = jax.jit(self._policy_step)
+
+    # ----- parameters ------------------------------------------------------------------------------
+
+    def init(self, key: jax.Array) -> TrainState:
+        cfg, feat, h = self.cfg, self.rssm.feat_dim, self.cfg["heads"]
+        k = jax.random.split(key, 7)
+        params = {
+            "enc": codecs.encoder_init(k[0], self.spec, cfg["units"], cfg["depth"]),
+            "dyn": self.rssm.init(k[1]),
+            "dec": codecs.decoder_init(
+                k[2], self.spec, cfg["rssm"]["deter"], self.rssm.latent.flat_dim, cfg["units"], cfg["depth"]
+            ),
+            "rew": heads.head_init(k[3], feat, cfg["units"], h["reward_layers"], self.scalar.out_dim, 0.0),
+            "con": heads.head_init(k[4], feat, cfg["units"], h["cont_layers"], 1, 1.0),
+            "pol": heads.head_init(k[5], feat, cfg["units"], h["policy_layers"], self.policy.out_dim, 0.01),
+            "val": heads.head_init(k[6], feat, cfg["units"], h["value_layers"], self.scalar.out_dim, 0.0),
+        }
+        return {
+            "params": params,
+            "slow_val": jax.tree.map(jnp.copy, params["val"]),
+            "opt": self.opt.init(params),
+            "retnorm": behavior.retnorm_init(),
+        }
+
+    def initial_carry(self, batch: int) -> dict[str, jax.Array]:
+        carry = self.rssm.initial(batch)
+        carry["prevact"] = jnp.zeros((batch, self.policy.act_dim), jnp.float32)
+        return carry
+
+    # ----- acting ----------------------------------------------------------------------------------
+
+    def _policy_step(
+        self, params: dict, carry: dict, obs: dict[str, jax.Array], key: jax.Array
+    ) -> tuple[dict, jax.Array]:
+        p = nets.cast_params(params, self.dtype)
+        k_obs, k_act = jax.random.split(key)
+        tokens = codecs.encode(p["enc"], {k: obs[k] for k in self.spec}, self.spec, self.dtype)
+        latent = {k: carry[k].astype(self.dtype) for k in ("deter", "stoch")}
+        state, _ = self.rssm.obs_step(p["dyn"], latent, carry["prevact"], tokens, obs["is_first"], k_obs)
+        action = self.policy.sample(k_act, heads.head(p["pol"], self.rssm.feat(state)))
+        new = {"deter": state["deter"].astype(jnp.float32), "stoch": state["stoch"].astype(jnp.float32)}
+        return {**new, "prevact": action}, action
+
+    # ----- learning --------------------------------------------------------------------------------
+
+    def _loss(self, params: dict, slow_val: dict, retnorm: dict, data: dict, key: jax.Array):
+        cfg, scales = self.cfg, self.cfg["loss_scales"]
+        p, slow = nets.cast_params(params, self.dtype), nets.cast_params(slow_val, self.dtype)
+        k_obs, k_img = jax.random.split(key)
+        obs = {k: data[k][:, 1:] for k in self.spec}
+        reward, last, term = (data[k][:, 1:].astype(jnp.float32) for k in ("reward", "is_last", "is_terminal"))
+        carry = {"deter": data["deter"], "stoch": data["stoch"]}
+        tokens = codecs.encode(p["enc"], obs, self.spec, self.dtype)
+        _, states, post = self.rssm.observe(
+            p["dyn"], carry, tokens, data["action"][:, :-1], data["is_first"][:, 1:], k_obs
+        )
+        prior = self.rssm.prior(p["dyn"], states["deter"])
+        feat = self.rssm.feat(states)
+        B, T = reward.shape
+
+        losses = {f"rec_{k}": v for k, v in codecs.decode_losses(p["dec"], states["deter"], states["stoch"], obs, self.spec).items()}
+        losses["rew"] = self.scalar.loss(heads.head(p["rew"], feat), reward)
+        con_target = (1.0 - term) * (1.0 - 1.0 / cfg["horizon"])
+        losses["con"] = binary_loss(heads.head(p["con"], feat)[..., 0], con_target)
+        kl = self.rssm.latent.kl
+        losses["dyn"] = jnp.maximum(cfg["free_nats"], kl(sg(post), prior))
+        losses["rep"] = jnp.maximum(cfg["free_nats"], kl(post, sg(prior)))
+
+        # Imagination from every posterior state; nothing flows back through the rollout (ac_grads off).
+        frozen = sg(p)
+        start = jax.tree.map(lambda x: sg(x).reshape(B * T, -1), states)
+        policy_fn = lambda s, k: self.policy.sample(k, heads.head(frozen["pol"], self.rssm.feat(s)))  # noqa: E731
+        img_step = partial(self.rssm.img_step, frozen["dyn"])
+        img_states, img_act = behavior.imagine(start, policy_fn, img_step, cfg["imag_horizon"], k_img)
+        img_feat = self.rssm.feat(img_states)
+        val_out = heads.head(p["val"], img_feat)
+        pol_out = heads.head(p["pol"], img_feat)
+        imag, retnorm, ret = behavior.imagination_losses(
+            rew=self.scalar.mean(heads.head(frozen["rew"], img_feat)),
+            con=jax.nn.sigmoid(heads.head(frozen["con"], img_feat)[..., 0]),
+            val=self.scalar.mean(val_out),
+            val_loss=partial(self.scalar.loss, val_out),
+            slow_val=self.scalar.mean(heads.head(slow, img_feat)),
+            logpi=self.policy.logp(pol_out, img_act),
+            entropy=self.policy.entropy(pol_out),
+            retnorm=retnorm,
+            lam=cfg["lam"],
+            actent=cfg["actent"],
+            slowreg=cfg["slowreg"],
+            retnorm_cfg=cfg["retnorm"],
+        )
+        losses.update(imag)
+
+        # Replay value loss: the critic on replayed states, gradient into the world model (repval_grad).
+        rep_out = heads.head(p["val"], feat)
+        losses["repval"] = behavior.replay_value_loss(
+            last, term, reward, ret[:, 0].reshape(B, T),
+            val_loss=partial(self.scalar.loss, rep_out),
+            slow_val=self.scalar.mean(heads.head(slow, sg(feat))),
+            disc=1.0 - 1.0 / cfg["horizon"], lam=cfg["lam"], slowreg=cfg["slowreg"],
+        )
+
+        means = {k: v.mean() for k, v in losses.items()}
+        total = sum(scales["rec" if k.startswith("rec_") else k] * v for k, v in means.items())
+        metrics = {f"loss/{k}": v for k, v in means.items()}
+        metrics.update({
+            "ret": ret.mean(), "ret_scale": behavior.retnorm_scale(retnorm, cfg["retnorm"]["limit"]),
+            "policy_entropy": self.policy.entropy(pol_out).mean(),
+            "post_entropy": self.rssm.latent.entropy(post).mean(),
+            "prior_entropy": self.rssm.latent.entropy(prior).mean(),
+        })
+        latents = {k: sg(v).astype(jnp.float16) for k, v in states.items()}
+        return total, (metrics, retnorm, latents)
+
+    def _train_step(self, state: TrainState, data: dict, key: jax.Array):
+        grad_fn = jax.value_and_grad(self._loss, has_aux=True)
+        (total, (metrics, retnorm, latents)), grads = grad_fn(
+            state["params"], state["slow_val"], state["retnorm"], data, key
+        )
+        updates, opt_state = self.opt.update(grads, state["opt"], state["params"])
+        params = optax.apply_updates(state["params"], updates)
+        rate = self.cfg["slow_rate"]
+        slow = jax.tree.map(lambda s, v: (1.0 - rate) * s + rate * v, state["slow_val"], params["val"])
+        metrics.update({"loss/total": total, "grad_norm": optax.global_norm(grads)})
+        new_state = {"params": params, "slow_val": slow, "opt": opt_state, "retnorm": retnorm}
+        return new_state, metrics, latents
