@@ -1,0 +1,31 @@
+# The two commands of the README. Each creates .venv and installs the project when needed.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+DEMO_ROOT ?= runs/demo
+
+.PHONY: demo test test-all bench
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[all,dev]'
+	touch $(STAMP)
+
+# A real job on the CPU in a few minutes: PPO and the random agent on the classic suite, 2 seeds
+# each, then an rliable report comparing them.
+demo: $(STAMP)
+	$(PY) -m harness.run suite=classic agent=ppo seeds=2 workers=2 root=$(DEMO_ROOT)
+	$(PY) -m harness.run suite=classic agent=random seeds=2 workers=2 root=$(DEMO_ROOT)
+	$(PY) -m results.report $(DEMO_ROOT) --suite classic --out $(DEMO_ROOT)/report
+	@echo "report: $(DEMO_ROOT)/report/report.md"
+
+# The test suite (slow learning tests excluded; `make test-all` runs them too).
+test: $(STAMP)
+	MUJOCO_GL=$${MUJOCO_GL:-egl} $(PY) -m pytest -q
+
+test-all: $(STAMP)
+	MUJOCO_GL=$${MUJOCO_GL:-egl} $(PY) -m pytest -q -m "slow or not slow"
+
+bench: $(STAMP)
+	$(PY) -m harness.bench
