@@ -42,8 +42,8 @@ def _make_quiet_env(make: Callable[[], gym.Env]) -> gym.Env:
     return make()
 
 
-def make_vector_env(suite: Suite, task: str, mode: str, num_envs: int, parallel: bool) -> gym.vector.VectorEnv:
-    makers = [functools.partial(suite.make_env, task, i, mode) for i in range(num_envs)]
+def make_vector_env(suite: Suite, task: str, mode: str, seeds: list[int], parallel: bool) -> gym.vector.VectorEnv:
+    makers = [functools.partial(suite.make_env, task, seed, mode) for seed in seeds]
     autoreset = gym.vector.AutoresetMode.NEXT_STEP
     if parallel:
         makers = [functools.partial(_make_quiet_env, m) for m in makers]
@@ -130,7 +130,8 @@ def train(run: RunDir, stop: threading.Event) -> str:
     run.truncate_logs(state["log_sizes"])
     writer = logs.Writer(run, tensorboard=config["logger"]["tensorboard"])
 
-    envs = make_vector_env(suite, task, "train", num_envs, parallel)
+    train_seeds = env_seeds(seed, "train", state["session"], num_envs)
+    envs = make_vector_env(suite, task, "train", train_seeds, parallel)
     eval_envs: gym.vector.VectorEnv | None = None
     agent = resolve(config["agent"]["factory"])(
         config["agent"], envs.single_observation_space, envs.single_action_space, num_envs, seed)
@@ -155,8 +156,8 @@ def train(run: RunDir, stop: threading.Event) -> str:
         nonlocal eval_envs
         if episodes == 0:
             return True
-        eval_envs = eval_envs or make_vector_env(suite, task, "eval", num_envs, parallel)
         seeds = env_seeds(seed, "eval", state["session"] * 1000 + state["eval_rounds"], num_envs)
+        eval_envs = eval_envs or make_vector_env(suite, task, "eval", seeds, parallel)
         records = evaluate(agent, eval_envs, episodes, seeds, stop)
         if records is None:
             return False
@@ -167,7 +168,7 @@ def train(run: RunDir, stop: threading.Event) -> str:
         return True
 
     try:
-        obs, _ = envs.reset(seed=env_seeds(seed, "train", state["session"], num_envs))
+        obs, _ = envs.reset(seed=train_seeds)
         step, tracker, policy_state = first_step(obs, num_envs), Episodes(num_envs), None
         meter = logs.Meter(state["agent_step"])
         last_save = time.monotonic()

@@ -90,3 +90,23 @@ def test_ctrl_c_stops_jobs_cleanly_with_checkpoints(tmp_path, run_cli):
     assert run.read_status()["state"] == "preempted"
     run_cli("harness.run", *RUN, cwd=tmp_path)
     check_complete_record(run, resumes=1)
+
+
+def test_sigterm_with_envs_in_worker_processes(tmp_path, run_cli):
+    """Env subprocesses ignore the stop signal; the run's process checkpoints and closes them."""
+    args = ("task=Acrobot-v1", "agent.envs=3", "steps=60000", "run.checkpoint_every=0.5",
+            "suite.protocol.final_eval_episodes=3", "root=r")
+    run = RunDir(tmp_path / "r/classic/random/Acrobot-v1/seed0")
+    launcher = subprocess.Popen([sys.executable, "-m", "harness.run", *args], cwd=tmp_path,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    status = wait_for_progress(run, 3000)
+    os.kill(status["pid"], signal.SIGTERM)
+    output, _ = launcher.communicate(timeout=60)
+    assert launcher.returncode == 3, output
+    assert run.read_status()["state"] == "preempted" and "Traceback" not in run.log.read_text()
+    run_cli("harness.run", *args, cwd=tmp_path)
+    status = run.read_status()
+    assert status["state"] == "done" and 60000 <= status["agent_step"] < 60003
+    scores = [json.loads(line) for line in run.scores.read_text().splitlines()]
+    assert sum(s["final"] for s in scores) == 3
+    assert all(s["episode/length"] <= 500 for s in scores)  # Acrobot-v1's time limit

@@ -1,0 +1,310 @@
+"""The SLURM launcher: a plan's runs as one job array, submitted through submitit.
+
+Each array task runs the worker of the local launcher (`harness.worker.run_job`) on one run
+directory and appends its output to `<run_dir>/worker.log`. A job's time limit and a preemption both
+arrive as a signal: SIGUSR2 `signal_delay_s` before the limit (sbatch --signal), `scancel --signal`,
+or SIGTERM from the scheduler. The worker then writes a checkpoint and returns 'preempted', and the
+task requeues itself (`scontrol requeue`): the same array task starts again with the same run
+directory and resumes from that checkpoint, at most `max_requeues` times per submission.
+
+Signals: submitit installs its own handlers before it calls the task (SIGUSR2: checkpoint and
+requeue through submitit, SIGTERM: ignore). run_job puts the loop's handlers in their place while the
+run runs, and the task ignores both signals once run_job has returned, so each stop requeues once.
+
+Arrays are submitted held (sbatch --hold) and released once every run's status.json names its job,
+so a task never races the launcher for that file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import getpass
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+from harness.launch import Progress
+from harness.logs import slurm_job_id
+from harness.plan import ConfigError, RunSpec, choices
+from harness.rundir import RunDir
+from harness.worker import EXIT_CODES, run_job
+
+# Resources of one run when neither the cluster profile nor the agent's `slurm:` block sets them.
+RESOURCE_DEFAULTS = {"gpus": 0, "cpus": 1, "mem_gb": 4, "time_min": 60}
+# SLURM states (lower case) of a job that has not ended yet.
+ACTIVE = {"pending", "running", "requeued", "requeue_hold", "requeue_fed", "configuring", "completing",
+          "suspended", "resizing", "signaling", "stage_out"}
+# A signal lands this long after `time limit - signal_delay_s` at worst (slurmctld checks limits every 30 s).
+TIMEOUT_MARGIN_S = 60
+
+
+class RunFailed(RuntimeError):
+    """The worker reported the run as failed; SLURM marks the array task FAILED."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RequeuePolicy:
+    max_requeues: int
+    requeue_on_timeout: bool
+    time_limit_s: float
+    signal_delay_s: float
+
+    def refusal(self, restarts: int, elapsed_s: float) -> str | None:
+        """Why a stopped run must not be requeued, or None to requeue it."""
+        if restarts >= self.max_requeues:
+            return f"requeued {restarts} times already (launcher.max_requeues={self.max_requeues})"
+        timed_out = elapsed_s >= self.time_limit_s - self.signal_delay_s - TIMEOUT_MARGIN_S
+        if timed_out and not self.requeue_on_timeout:
+            return "the job reached its time limit and launcher.requeue_on_timeout=false"
+        return None
+
+
+# --- inside the job ---------------------------------------------------------------------------
+def run_task(run_dir: str, policy: RequeuePolicy) -> str:
+    """One array task: run or resume the run in `run_dir`; requeue the task when a signal stopped it."""
+    started = time.monotonic()
+    run = RunDir(run_dir)
+    job = slurm_job_id()
+    restarts = int(os.environ.get("SLURM_RESTART_COUNT", "0"))
+    print(f"output continues in {run.log}", flush=True)
+    _append_output_to(run.log)
+    print(f"=== SLURM job {job} on {socket.gethostname()}, start {restarts + 1}", flush=True)
+    state = run_job(run.path)
+    for sig in (signal.SIGTERM, signal.SIGUSR2):  # a late second signal must not requeue again
+        signal.signal(sig, signal.SIG_IGN)
+    if state == "failed":
+        raise RunFailed(f"{run.read_status().get('error')} (log: {run.log})")
+    if state == "preempted":
+        refusal = policy.refusal(restarts, time.monotonic() - started)
+        if refusal:
+            print(f"=== not requeued: {refusal}; rerun the command to resume", flush=True)
+        elif _requeue(job):
+            sys.exit(EXIT_CODES["preempted"])  # no result file: the requeued task writes it
+    return state
+
+
+def _append_output_to(log: Path) -> None:
+    """Send this process's stdout and stderr, and its children's, to the end of the run's log."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
+def _requeue(job: str | None) -> bool:
+    result = subprocess.run(["scontrol", "requeue", str(job)], capture_output=True, text=True, timeout=60)
+    if result.returncode != 0:  # e.g. the scheduler requeues or cancels it itself
+        print(f"=== scontrol requeue {job} failed: {result.stderr.strip()}", flush=True)
+        return False
+    print(f"=== requeued job {job}: it resumes from the checkpoint", flush=True)
+    return True
+
+
+# --- job states -------------------------------------------------------------------------------
+def _expand(job_field: str) -> list[str]:
+    """'12_[0-2,5%2]' -> ['12_0', '12_1', '12_2', '12_5']; '12_3' and '12' stay as they are."""
+    if "_[" not in job_field:
+        return [job_field]
+    array, ranges = job_field.split("_[", 1)
+    ids = []
+    for part in ranges.rstrip("]").split("%")[0].split(","):
+        low, _, high = part.partition("-")
+        ids += [f"{array}_{i}" for i in range(int(low), int(high or low) + 1)]
+    return ids
+
+
+def _parse(output: str) -> dict[str, str]:
+    states = {}
+    for line in output.splitlines():
+        job_field, _, state = line.strip().partition("|")
+        for job in _expand(job_field):
+            states[job] = state.split()[0].lower() if state else "unknown"  # 'CANCELLED by 0' -> 'cancelled'
+    return states
+
+
+def query_states(job_ids: Iterable[str]) -> dict[str, str]:
+    """The SLURM state (lower case: pending, running, completed, failed, ...) of each job id.
+
+    squeue answers for the jobs slurmctld still holds, sacct for older ones; a job neither knows
+    (no accounting, or purged) is 'unknown'.
+    """
+    wanted = set(job_ids)
+    if not wanted:
+        return {}
+    squeue = subprocess.run(["squeue", "-h", "-r", "-t", "all", "-u", getpass.getuser(), "-o", "%i|%T"],
+                            capture_output=True, text=True, timeout=60)
+    found = _parse(squeue.stdout) if squeue.returncode == 0 else {}
+    missing = sorted(wanted - set(found))
+    if missing:
+        sacct = subprocess.run(["sacct", "-X", "-n", "-P", "-o", "JobID,State", "-j", ",".join(missing)],
+                               capture_output=True, text=True, timeout=60)
+        if sacct.returncode == 0:
+            found.update(_parse(sacct.stdout))
+    return {job: found.get(job, "unknown") for job in wanted}
+
+
+def slurm_states(run_dirs: Iterable[Path]) -> dict[Path, str]:
+    """'<job id> <state>' of each run that was submitted to SLURM, for `harness.status`.
+
+    A run that was stopped by a signal and waits in the queue again shows as 'requeued'.
+    """
+    statuses = {Path(d): RunDir(d).read_status() for d in run_dirs}
+    jobs = {d: s["slurm_job_id"] for d, s in statuses.items() if s.get("slurm_job_id")}
+    states = query_states(jobs.values())
+    shown = {}
+    for run_dir, job in jobs.items():
+        state = states[job]
+        if state == "pending" and statuses[run_dir].get("state") == "preempted":
+            state = "requeued"
+        shown[run_dir] = f"{job} {state}"
+    return shown
+
+
+# --- the launcher -----------------------------------------------------------------------------
+def resources(root_config: dict[str, Any]) -> dict[str, Any]:
+    """Per field: the cluster profile's value, else the agent's `slurm:` default, else RESOURCE_DEFAULTS."""
+    cluster, agent = root_config["cluster"], root_config["agent"].get("slurm") or {}
+    picked = {}
+    for field, default in RESOURCE_DEFAULTS.items():
+        value = cluster.get(field) if cluster.get(field) is not None else agent.get(field, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < (1 if field != "gpus" else 0):
+            raise ConfigError(f"invalid value for 'cluster.{field}': {value!r} (expected a number >= 1, gpus >= 0)")
+        picked[field] = value
+    return picked
+
+
+class SlurmLauncher:
+    def __init__(self, config: dict[str, Any], root_config: dict[str, Any]):
+        self.cluster = root_config["cluster"]
+        if self.cluster.get("name") in (None, "none"):
+            profiles = [c for c in choices("cluster") if c != "none"]
+            raise ConfigError(f"launcher=slurm needs a cluster profile: cluster=<name>, one of {', '.join(profiles)}"
+                              " (slurm/clusters/<name>.yaml)")
+        self.settings = config
+        self.resources = resources(root_config)
+        self.folder = Path(config["folder"] or Path(root_config["root"]) / ".slurm").resolve()
+        self.policy = RequeuePolicy(config["max_requeues"], config["requeue_on_timeout"],
+                                    self.resources["time_min"] * 60, config["signal_delay_s"])
+        if not 0 < self.policy.signal_delay_s < self.policy.time_limit_s:
+            raise ConfigError(f"launcher.signal_delay_s={self.policy.signal_delay_s} must be between 0 and the time "
+                              f"limit ({self.resources['time_min']} min)")
+
+    def sbatch_parameters(self, job_name: str) -> dict[str, Any]:
+        """The profile and resources as submitit's SlurmExecutor parameters."""
+        c, r = self.cluster, self.resources
+        gpu = f"gpu:{c['gpu_type']}:{r['gpus']}" if c.get("gpu_type") else f"gpu:{r['gpus']}"
+        parameters = {
+            "job_name": job_name, "partition": c.get("partition"), "account": c.get("account"), "qos": c.get("qos"),
+            "constraint": c.get("constraint"), "time": int(r["time_min"]), "cpus_per_task": int(r["cpus"]),
+            "mem": f"{round(r['mem_gb'] * 1024)}M", "gres": gpu if r["gpus"] else None,
+            "array_parallelism": c.get("array_parallelism") or 256, "setup": list(c.get("setup") or []),
+            "signal_delay_s": int(self.settings["signal_delay_s"]), "stderr_to_stdout": True,
+            # held until every run's status.json names its job; requeue allowed whatever the site default
+            "additional_parameters": {"hold": True, "requeue": True, **(c.get("sbatch") or {})},
+        }
+        return {key: value for key, value in parameters.items() if value is not None}
+
+    def executor(self, job_name: str) -> Any:
+        try:
+            import submitit
+        except ImportError:
+            raise ConfigError("launcher=slurm needs submitit: install the 'slurm' extra "
+                              "(pip install 'dreamerbench[slurm]')") from None
+        try:
+            executor = submitit.SlurmExecutor(folder=self.folder / "%j", python=self.cluster.get("python"))
+        except RuntimeError as error:  # no srun on this machine
+            raise ConfigError(f"launcher=slurm: {error}") from None
+        executor.update_parameters(**self.sbatch_parameters(job_name))
+        return executor
+
+    def launch(self, specs: list[RunSpec]) -> int:
+        specs = [dataclasses.replace(s, run_dir=s.run_dir.resolve()) for s in specs]
+        queued = self.queued(specs)
+        todo = [s for s in specs if s.run_dir not in queued]
+        for run_dir, job in queued.items():
+            print(f"{run_dir}: still queued as SLURM job {job}, not submitted again")
+        if todo:
+            from submitit.core.utils import FailedJobError
+
+            try:
+                jobs = self.executor(f"{todo[0].suite}-{todo[0].agent}").map_array(
+                    run_task, [str(s.run_dir) for s in todo], [self.policy] * len(todo))
+            except FailedJobError as error:
+                print(f"error: sbatch refused the job array: {error}", file=sys.stderr)
+                return 2
+            for spec, job in zip(todo, jobs):
+                RunDir(spec.run_dir).update_status(slurm_job_id=job.job_id, slurm_log=str(job.paths.stdout))
+            array = jobs[0].job_id.split("_")[0]
+            subprocess.run(["scontrol", "release", array], check=True, capture_output=True, timeout=60)
+            print(f"submitted {len(todo)} runs as SLURM job {array} "
+                  f"(partition {self.cluster.get('partition') or 'default'}, {self.describe()}); "
+                  f"follow with: python -m harness.status {self.folder.parent}")
+        return self.wait(specs) if self.settings["wait"] else 0
+
+    def describe(self) -> str:
+        r = self.resources
+        return f"{r['gpus']} GPU, {r['cpus']} CPU, {r['mem_gb']} GB, {r['time_min']} min per run"
+
+    def queued(self, specs: list[RunSpec]) -> dict[Path, str]:
+        """Runs whose job from an earlier submission is still pending or running."""
+        jobs = {s.run_dir: RunDir(s.run_dir).read_status().get("slurm_job_id") for s in specs}
+        states = query_states(j for j in jobs.values() if j)
+        return {d: f"{j} ({states[j]})" for d, j in jobs.items() if j and states[j] in ACTIVE}
+
+    def outcome(self, spec: RunSpec, slurm_state: str) -> str | None:
+        """'done', 'failed' or 'preempted' once the run's job has ended for good; None before."""
+        run = RunDir(spec.run_dir)
+        state = run.read_status().get("state")
+        if state in ("done", "failed"):
+            return state
+        if slurm_state in ACTIVE:
+            return None
+        if state == "preempted":
+            return state
+        status = run.read_status()
+        run.update_status(state="failed", error=f"SLURM job {status.get('slurm_job_id')} ended as {slurm_state} "
+                                                f"before the run finished (log: {status.get('slurm_log')})")
+        return "failed"
+
+    def wait(self, specs: list[RunSpec]) -> int:
+        progress, outcomes = Progress(specs), {}
+        try:
+            while len(outcomes) < len(specs):
+                jobs = {s: RunDir(s.run_dir).read_status().get("slurm_job_id") for s in specs}
+                states = query_states(j for j in jobs.values() if j)
+                for spec in specs:
+                    if spec not in outcomes and (result := self.outcome(spec, states.get(jobs[spec], "unknown"))):
+                        outcomes[spec] = result
+                        self.report(spec, result, progress)
+                running = [s for s in specs if s not in outcomes and states.get(jobs[s]) == "running"]
+                progress.show(progress.line(running, outcomes))
+                if len(outcomes) < len(specs):
+                    time.sleep(self.settings["poll_s"])
+        except KeyboardInterrupt:
+            progress.message(f"stopped waiting; the jobs go on: python -m harness.status {self.folder.parent}")
+            return 130
+        if progress.tty:
+            print()
+        counts = {s: sum(o == s for o in outcomes.values()) for s in ("done", "failed", "preempted")}
+        print(", ".join(f"{n} {s}" for s, n in counts.items()) + (" (rerun the command to resume)"
+                                                                  if counts["preempted"] else ""))
+        if counts["failed"]:
+            return 1
+        return EXIT_CODES["preempted"] if counts["preempted"] else 0
+
+    @staticmethod
+    def report(spec: RunSpec, outcome: str, progress: Progress) -> None:
+        name = f"{spec.suite}/{spec.agent}/{spec.task}/seed{spec.seed}"
+        if outcome == "failed":
+            status = RunDir(spec.run_dir).read_status()
+            log = status.get("log") or status.get("slurm_log")
+            progress.message(f"FAILED {name}: {status.get('error')}\n  log: {log}")
+        else:
+            progress.message(f"{outcome} {name}")
