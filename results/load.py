@@ -199,6 +199,7 @@ def load_published_file(path: Path, suite: str | None = None) -> Data:
     episodes["origin"] = str(path)
     runs = episodes.drop_duplicates(["suite", "task", "method", "seed"])[["suite", "task", "method", "seed"]]
     runs = pd.DataFrame([published_run_info(r, entry, str(path)) for r in runs.to_dict("records")])
+    runs["source"] = "published"
     return Data(episodes, runs, warnings)
 
 

@@ -1,0 +1,97 @@
+"""Normalisers: how the selected episodes of one run become one comparable number.
+
+Scalar normalisers map the mean episode score of a run: `raw` (DMC returns, classic control),
+`atari_human` ((x - random) / (human - random)), `atari_record` (world record instead of human),
+`atari_record_clipped` (min(record-normalised, 1)), `dmlab_capped`, `procgen_minmax`.
+Episode normalisers reduce the episodes themselves: `crafter` (Crafter score from achievement success
+rates) and `diamond` (1 if an episode found a diamond, so the mean over runs is the diamond rate).
+Reference scores come from results/reference (atari_scores.csv, bounds.csv).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from results import reference
+
+SCALAR = ["raw", "atari_human", "atari_record", "atari_record_clipped", "dmlab_capped", "procgen_minmax"]
+EPISODE = ["crafter", "diamond"]
+ALIASES = {"human": "atari_human", "hns": "atari_human", "atari_hns": "atari_human",
+           "human_normalised": "atari_human", "record": "atari_record", "clipped_record": "atari_record_clipped",
+           "crafter_score": "crafter", "diamond_rate": "diamond", "none": "raw", "return": "raw"}
+# A Minecraft episode's return counts milestones (+1 each of 12, the diamond last): above 11.5 found one.
+DIAMOND_RETURN = 11.5
+LABELS = {"raw": "score", "atari_human": "human-normalised score", "atari_record": "record-normalised score",
+          "atari_record_clipped": "clipped record-normalised score", "dmlab_capped": "capped human-normalised score",
+          "procgen_minmax": "min-max normalised score", "crafter": "Crafter score (%)", "diamond": "diamond rate"}
+
+
+def canonical(name: str) -> str:
+    """The canonical normaliser name; raises ValueError listing the valid ones."""
+    name = ALIASES.get(name, name)
+    if name not in SCALAR + EPISODE:
+        valid = SCALAR + EPISODE + sorted(ALIASES)
+        raise ValueError(f"unknown normaliser '{name}'; valid normalisers: {', '.join(valid)}")
+    return name
+
+
+def _bounds(name: str, tasks: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    if name.startswith("atari"):
+        table = reference.table("atari_scores.csv").set_index("task")
+        high = table["human"] if name == "atari_human" else table["record"]
+        low = table["random"]
+    else:
+        table = reference.table("bounds.csv")
+        table = table[table["suite"] == ("dmlab30" if name == "dmlab_capped" else "procgen")].set_index("task")
+        low, high = table["low"], table["high"]
+    unknown = sorted(set(tasks) - set(low.index))
+    if unknown:
+        raise ValueError(f"normaliser '{name}' has no reference scores for tasks {unknown}")
+    return low.reindex(tasks).to_numpy(), high.reindex(tasks).to_numpy()
+
+
+def normalise(name: str, tasks: pd.Series, scores: pd.Series) -> np.ndarray:
+    """Scalar-normalise the run means `scores` of `tasks` (canonical names) with normaliser `name`."""
+    name = canonical(name)
+    scores = np.asarray(scores, dtype=float)
+    if name == "raw" or name in EPISODE:
+        return scores
+    low, high = _bounds(name, pd.Series(tasks))
+    normalised = (scores - low) / (high - low)  # NaN where a record is unknown (Surround)
+    if name in ("atari_record_clipped", "dmlab_capped"):
+        normalised = np.minimum(normalised, 1.0)
+    return normalised
+
+
+def achievement_columns() -> list[str]:
+    return list(reference.table("crafter_achievements.csv")["stats_key"])
+
+
+def crafter_score(success_percent: np.ndarray) -> np.ndarray:
+    """Crafter's score: exp(mean_i ln(1 + s_i)) - 1 over the 22 success rates s_i in percent (last axis)."""
+    success_percent = np.asarray(success_percent, dtype=float)
+    if np.any(success_percent < 0) or np.any(success_percent > 100):
+        raise ValueError("Crafter success rates must be percentages in [0, 100]")
+    return np.exp(np.mean(np.log1p(success_percent), axis=-1)) - 1
+
+
+def reduce_runs(name: str, episodes: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """One value per run (grouped by `keys`) from its selected episodes: column `raw`, plus `n_episodes`."""
+    name = canonical(name)
+    groups = episodes.groupby(keys, sort=False)
+    result = groups["score"].agg(n_episodes="size", raw="mean").reset_index()
+    if name == "crafter":
+        columns = achievement_columns()
+        missing = [c for c in columns if c not in episodes]
+        if missing:
+            raise ValueError(f"the crafter normaliser needs achievement counts per episode; missing {missing[:3]}...")
+        unlocked = (episodes[columns] >= 1).astype(float)
+        rates = unlocked.groupby([episodes[k] for k in keys], sort=False).mean().reset_index()
+        result = result.merge(rates, on=keys)
+        result["raw"] = crafter_score(100 * result[columns].to_numpy())
+        result = result.drop(columns=columns)
+    elif name == "diamond":
+        found = groups["score"].max() > DIAMOND_RETURN
+        result["raw"] = found.astype(float).to_numpy()
+    return result
