@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import math
+import multiprocessing
 import os
 import signal
 import socket
@@ -37,8 +38,9 @@ class NonFiniteLoss(RuntimeError):
 
 def _make_quiet_env(make: Callable[[], gym.Env]) -> gym.Env:
     """Build an env in a worker process that leaves stop signals to the run's own process."""
-    for sig in STOP_SIGNALS:
-        signal.signal(sig, signal.SIG_IGN)
+    if multiprocessing.parent_process() is not None:  # AsyncVectorEnv also builds one env in the parent
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
     return make()
 
 
