@@ -129,24 +129,28 @@ def _parse(output: str) -> dict[str, str]:
     return states
 
 
+def _output(command: list[str]) -> str | None:
+    """stdout of a SLURM command, or None where it fails or SLURM is not installed here."""
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout if result.returncode == 0 else None
+
+
 def query_states(job_ids: Iterable[str]) -> dict[str, str]:
     """The SLURM state (lower case: pending, running, completed, failed, ...) of each job id.
 
     squeue answers for the jobs slurmctld still holds, sacct for older ones; a job neither knows
-    (no accounting, or purged) is 'unknown'.
+    (no accounting, purged, or no SLURM on this machine) is 'unknown'.
     """
     wanted = set(job_ids)
     if not wanted:
         return {}
-    squeue = subprocess.run(["squeue", "-h", "-r", "-t", "all", "-u", getpass.getuser(), "-o", "%i|%T"],
-                            capture_output=True, text=True, timeout=60)
-    found = _parse(squeue.stdout) if squeue.returncode == 0 else {}
+    found = _parse(_output(["squeue", "-h", "-r", "-t", "all", "-u", getpass.getuser(), "-o", "%i|%T"]) or "")
     missing = sorted(wanted - set(found))
     if missing:
-        sacct = subprocess.run(["sacct", "-X", "-n", "-P", "-o", "JobID,State", "-j", ",".join(missing)],
-                               capture_output=True, text=True, timeout=60)
-        if sacct.returncode == 0:
-            found.update(_parse(sacct.stdout))
+        found.update(_parse(_output(["sacct", "-X", "-n", "-P", "-o", "JobID,State", "-j", ",".join(missing)]) or ""))
     return {job: found.get(job, "unknown") for job in wanted}
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from harness.launch import format_count, format_duration
 from harness.rundir import RunDir
+from harness.slurm import slurm_states
 
 STALE_AFTER = 300.0
 
@@ -28,7 +29,7 @@ def age_seconds(status: dict[str, Any]) -> float | None:
     return (dt.datetime.now(dt.timezone.utc) - dt.datetime.fromisoformat(status["updated_at"])).total_seconds()
 
 
-def row(run: RunDir, root: Path) -> dict[str, str]:
+def row(run: RunDir, root: Path, slurm: str = "") -> dict[str, str]:
     status = run.read_status()
     age = age_seconds(status)
     state = status.get("state", "pending")
@@ -41,6 +42,7 @@ def row(run: RunDir, root: Path) -> dict[str, str]:
     return {
         "run": str(run.path.relative_to(root)) if run.path.is_relative_to(root) else str(run.path),
         "state": state,
+        "slurm job": slurm,
         "progress": f"{format_count(step)}/{format_count(budget)} ({100 * step / budget:.0f}%)" if budget else "-",
         "last score": f"{score:.4g}" if score is not None else "-",
         "steps/s": format_count(rate) if rate else "-",
@@ -69,7 +71,8 @@ def main(argv: list[str]) -> int:
     if not runs:
         print(f"no runs under {args.root}")
         return 0
-    rows = [row(run, args.root) for run in runs]
+    slurm = slurm_states(run.path for run in runs)  # empty unless a run was submitted to SLURM
+    rows = [row(run, args.root, slurm.get(run.path, "")) for run in runs]
     print_table(rows)
     counts = {s: sum(r["state"] == s for r in rows) for s in dict.fromkeys(r["state"] for r in rows)}
     print(f"{len(rows)} runs: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
