@@ -80,7 +80,8 @@ class RunDir:
 
     def update_status(self, **fields: Any) -> dict[str, Any]:
         status = self.read_status() | fields | {"updated_at": now()}
-        assert status["state"] in STATES, status["state"]
+        if status["state"] not in STATES:
+            raise ValueError(f"unknown run state {status['state']!r}; valid: {', '.join(STATES)}")
         write_atomic(self.status, json.dumps(status, indent=1))
         return status
 
