@@ -264,15 +264,12 @@ class SlurmLauncher:
 
     def outcome(self, spec: RunSpec, slurm_state: str) -> str | None:
         """'done', 'failed' or 'preempted' once the run's job has ended for good; None before."""
-        run = RunDir(spec.run_dir)
-        state = run.read_status().get("state")
-        if state in ("done", "failed"):
-            return state
         if slurm_state in ACTIVE:
             return None
-        if state == "preempted":
-            return state
+        run = RunDir(spec.run_dir)
         status = run.read_status()
+        if status.get("state") in ("done", "failed", "preempted"):
+            return status["state"]
         run.update_status(state="failed", error=f"SLURM job {status.get('slurm_job_id')} ended as {slurm_state} "
                                                 f"before the run finished (log: {status.get('slurm_log')})")
         return "failed"

@@ -1,0 +1,166 @@
+"""launcher=slurm on a real one-node SLURM cluster: a plan as one job array, preemption and requeue,
+a failing task among finishing ones, and resubmission of finished and unfinished plans."""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.rundir import RunDir
+from harness.slurm import ACTIVE, query_states
+
+pytestmark = pytest.mark.slurm
+
+TASKS = ("CartPole-v1", "Acrobot-v1", "Pendulum-v1")
+BASE = ("suite=classic", "agent=random", "launcher=slurm", "cluster=local", "launcher.poll_s=0.3",
+        "suite.protocol.eval_every=0", "suite.protocol.final_eval_episodes=3", "root=runs")
+LONG = (*BASE, "task=CartPole-v1", "steps=150000", "run.log_every=1")  # ~10-20 s of CartPole
+
+
+def cli(*args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess:
+    """`python -m harness.run|status args` as a user runs it (SLURM_CONF comes from the fixture)."""
+    return subprocess.run([sys.executable, "-m", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def wait_until(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := condition():
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def run_of(root: Path, task: str) -> RunDir:
+    return RunDir(root / "runs/classic/random" / task / "seed0")
+
+
+def check_record(run: RunDir, budget: int, sessions: int) -> dict:
+    """Done, every episode once and in order, the final evaluation complete; returns meta.json."""
+    status = json.loads(run.status.read_text())
+    assert status["state"] == "done" and status["agent_step"] == budget, status
+    scores = [json.loads(line) for line in run.scores.read_text().splitlines()]
+    train = [s for s in scores if s["mode"] == "train"]
+    steps = [s["step"] for s in train]
+    assert steps == sorted(set(steps)), "duplicated or reordered episodes"
+    assert len(train) == status["episodes"]
+    # the episode in progress at each interruption is lost, nothing else: one gap per resume at most
+    gaps = [b for a, b in zip(train, train[1:]) if b["step"] - a["step"] != b["episode/length"]]
+    assert len(gaps) <= sessions - 1
+    assert sum(s["final"] for s in scores) == 3
+    meta = json.loads(run.meta.read_text())
+    assert len(meta["sessions"]) == sessions
+    for before, after in zip(meta["sessions"], meta["sessions"][1:]):
+        assert 0 < after["start_step"] == before["end_step"] < budget
+    return meta
+
+
+@pytest.fixture(scope="module")
+def finished_plan(slurm_cluster, tmp_path_factory):
+    """Three classic tasks run as one array to the end (launcher.wait=true)."""
+    root = tmp_path_factory.mktemp("plan")
+    result = cli("harness.run", *BASE, "steps=2000", "launcher.wait=true", cwd=root)
+    return root, result
+
+
+def test_plan_runs_as_one_array_and_completes(finished_plan):
+    root, result = finished_plan
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "submitted 3 runs as SLURM job" in result.stdout and "3 done, 0 failed" in result.stdout
+    jobs = {}
+    for task in TASKS:
+        run = run_of(root, task)
+        meta = check_record(run, 2000, sessions=1)
+        job = run.read_status()["slurm_job_id"]
+        assert meta["slurm_job_ids"] == [job] and meta["sessions"][0]["slurm_job_id"] == job
+        assert "=== SLURM job" in run.log.read_text()
+        jobs[task] = job
+    arrays = {job.split("_")[0] for job in jobs.values()}
+    assert len(arrays) == 1 and sorted(job.split("_")[1] for job in jobs.values()) == ["0", "1", "2"]
+    assert set(query_states(jobs.values()).values()) == {"completed"}
+
+    status = cli("harness.status", "runs", cwd=root)
+    assert status.returncode == 0, status.stdout + status.stderr
+    for task, job in jobs.items():
+        line = next(line for line in status.stdout.splitlines() if task in line)
+        assert "done" in line and f"{job} completed" in line
+
+
+def test_resubmitting_a_finished_plan_does_nothing(finished_plan):
+    root, _ = finished_plan
+    submitted = sorted((root / "runs/.slurm").iterdir())
+    statuses = [run_of(root, task).status.read_text() for task in TASKS]
+    result = cli("harness.run", *BASE, "steps=2000", "launcher.wait=true", cwd=root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 finished runs skipped" in result.stdout and "runs as SLURM job" not in result.stdout
+    assert sorted((root / "runs/.slurm").iterdir()) == submitted
+    assert [run_of(root, task).status.read_text() for task in TASKS] == statuses
+
+
+def test_preempted_task_checkpoints_requeues_and_resumes_in_place(slurm_cluster, tmp_path):
+    result = cli("harness.run", *LONG, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    run = run_of(tmp_path, "CartPole-v1")
+    config = run.config.read_text()
+    job = run.read_status()["slurm_job_id"]
+    wait_until(lambda: run.read_status().get("agent_step", 0) >= 20000, 120, "the run to make progress")
+    subprocess.run(["scancel", "--signal=USR2", job], check=True)  # what SLURM sends before a timeout
+    wait_until(lambda: query_states([job])[job] == "completed", 180, "the requeued job to complete")
+
+    meta = check_record(run, 150000, sessions=2)
+    assert [s["slurm_job_id"] for s in meta["sessions"]] == [job, job] and meta["slurm_job_ids"] == [job]
+    assert meta["command"].endswith(" ".join(LONG)) and run.config.read_text() == config
+    assert len(list((tmp_path / "runs").rglob("config.yaml"))) == 1  # resumed in the same directory
+    log = run.log.read_text()
+    assert "start 1" in log and f"requeued job {job}" in log and "start 2" in log
+    history = subprocess.run(["sacct", "-D", "-X", "-n", "-P", "-o", "State", "-j", job],
+                             capture_output=True, text=True, check=True).stdout.split()
+    assert history == ["REQUEUED", "COMPLETED"]
+
+
+def test_requeue_limit_stops_the_run_and_resubmission_resumes_it(slurm_cluster, tmp_path):
+    result = cli("harness.run", *LONG, "launcher.max_requeues=0", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    run = run_of(tmp_path, "CartPole-v1")
+    first = run.read_status()["slurm_job_id"]
+    again = cli("harness.run", *LONG, cwd=tmp_path)  # while it is queued or running: not submitted twice
+    assert again.returncode == 0 and f"still queued as SLURM job {first}" in again.stdout, again.stdout
+    assert "runs as SLURM job" not in again.stdout
+    wait_until(lambda: run.read_status().get("agent_step", 0) >= 20000, 120, "the run to make progress")
+    subprocess.run(["scancel", "--signal=USR2", first], check=True)
+    wait_until(lambda: query_states([first])[first] not in ACTIVE, 60, "the job to end")
+    assert run.read_status()["state"] == "preempted" and query_states([first])[first] == "completed"
+    assert "not requeued: requeued 0 times already (launcher.max_requeues=0)" in run.log.read_text()
+
+    result = cli("harness.run", *LONG, "launcher.wait=true", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    second = run.read_status()["slurm_job_id"]
+    assert second != first
+    meta = check_record(run, 150000, sessions=2)
+    assert meta["slurm_job_ids"] == [first, second]
+
+
+def test_failing_task_is_reported_failed_while_the_others_finish(slurm_cluster, tmp_path):
+    broken = run_of(tmp_path, "Acrobot-v1")
+    broken.path.mkdir(parents=True)
+    broken.checkpoints.write_text("a file where the checkpoint directory belongs")  # a corrupt run directory
+    result = cli("harness.run", *BASE, "steps=2000", "launcher.wait=true", cwd=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "FAILED classic/random/Acrobot-v1/seed0: NotADirectoryError" in result.stdout
+    assert f"log: {broken.log}" in result.stdout and "2 done, 1 failed" in result.stdout
+    status = broken.read_status()
+    assert status["state"] == "failed" and "Traceback" in broken.log.read_text()
+    jobs = {task: run_of(tmp_path, task).read_status()["slurm_job_id"] for task in TASKS}
+    states = query_states(jobs.values())
+    assert {task: states[job] for task, job in jobs.items()} == {
+        "CartPole-v1": "completed", "Acrobot-v1": "failed", "Pendulum-v1": "completed"}
+    for task in ("CartPole-v1", "Pendulum-v1"):
+        check_record(run_of(tmp_path, task), 2000, sessions=1)
+
+    shown = cli("harness.status", "runs", cwd=tmp_path)
+    assert shown.returncode == 1
+    line = next(line for line in shown.stdout.splitlines() if "Acrobot" in line)
+    assert "failed" in line and f"{jobs['Acrobot-v1']} failed" in line and f"(log: {broken.log})" in line
