@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slurm
 TASKS = ("CartPole-v1", "Acrobot-v1", "Pendulum-v1")
 BASE = ("suite=classic", "agent=random", "launcher=slurm", "cluster=local", "launcher.poll_s=0.3",
         "suite.protocol.eval_every=0", "suite.protocol.final_eval_episodes=3", "root=runs")
-LONG = (*BASE, "task=CartPole-v1", "steps=150000", "run.log_every=1")  # ~10-20 s of CartPole
+LONG = (*BASE, "task=CartPole-v1", "steps=100000", "run.log_every=1")  # 5-15 s of CartPole
 
 
 def cli(*args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess:
@@ -106,11 +106,11 @@ def test_preempted_task_checkpoints_requeues_and_resumes_in_place(slurm_cluster,
     run = run_of(tmp_path, "CartPole-v1")
     config = run.config.read_text()
     job = run.read_status()["slurm_job_id"]
-    wait_until(lambda: run.read_status().get("agent_step", 0) >= 20000, 120, "the run to make progress")
+    wait_until(lambda: run.read_status().get("agent_step", 0) >= 10000, 120, "the run to make progress")
     subprocess.run(["scancel", "--signal=USR2", job], check=True)  # what SLURM sends before a timeout
     wait_until(lambda: query_states([job])[job] == "completed", 180, "the requeued job to complete")
 
-    meta = check_record(run, 150000, sessions=2)
+    meta = check_record(run, 100000, sessions=2)
     assert [s["slurm_job_id"] for s in meta["sessions"]] == [job, job] and meta["slurm_job_ids"] == [job]
     assert meta["command"].endswith(" ".join(LONG)) and run.config.read_text() == config
     assert len(list((tmp_path / "runs").rglob("config.yaml"))) == 1  # resumed in the same directory
@@ -129,7 +129,7 @@ def test_requeue_limit_stops_the_run_and_resubmission_resumes_it(slurm_cluster, 
     again = cli("harness.run", *LONG, cwd=tmp_path)  # while it is queued or running: not submitted twice
     assert again.returncode == 0 and f"still queued as SLURM job {first}" in again.stdout, again.stdout
     assert "runs as SLURM job" not in again.stdout
-    wait_until(lambda: run.read_status().get("agent_step", 0) >= 20000, 120, "the run to make progress")
+    wait_until(lambda: run.read_status().get("agent_step", 0) >= 10000, 120, "the run to make progress")
     subprocess.run(["scancel", "--signal=USR2", first], check=True)
     wait_until(lambda: query_states([first])[first] not in ACTIVE, 60, "the job to end")
     assert run.read_status()["state"] == "preempted" and query_states([first])[first] == "completed"
@@ -139,7 +139,7 @@ def test_requeue_limit_stops_the_run_and_resubmission_resumes_it(slurm_cluster, 
     assert result.returncode == 0, result.stdout + result.stderr
     second = run.read_status()["slurm_job_id"]
     assert second != first
-    meta = check_record(run, 150000, sessions=2)
+    meta = check_record(run, 100000, sessions=2)
     assert meta["slurm_job_ids"] == [first, second]
 
 
@@ -164,3 +164,20 @@ def test_failing_task_is_reported_failed_while_the_others_finish(slurm_cluster, 
     assert shown.returncode == 1
     line = next(line for line in shown.stdout.splitlines() if "Acrobot" in line)
     assert "failed" in line and f"{jobs['Acrobot-v1']} failed" in line and f"(log: {broken.log})" in line
+
+
+@pytest.mark.slow
+def test_time_limit_checkpoints_requeues_and_finishes(slurm_cluster, tmp_path):
+    """A run longer than its job's time limit (1 min) is signalled 40 s before it, requeued, and finishes."""
+    steps = 1_500_000  # 1.5-3 min of CartPole: several job lengths
+    result = cli("harness.run", *BASE, "task=CartPole-v1", f"steps={steps}", "cluster.time_min=1",
+                 "launcher.signal_delay_s=40", "launcher.wait=true", cwd=tmp_path, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    run = run_of(tmp_path, "CartPole-v1")
+    sessions = len(json.loads(run.meta.read_text())["sessions"])
+    assert sessions >= 2
+    check_record(run, steps, sessions)
+    job = run.read_status()["slurm_job_id"]
+    history = subprocess.run(["sacct", "-D", "-X", "-n", "-P", "-o", "State", "-j", job],
+                             capture_output=True, text=True, check=True).stdout.split()
+    assert history == ["REQUEUED"] * (sessions - 1) + ["COMPLETED"]  # never killed at the limit (TIMEOUT)
