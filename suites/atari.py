@@ -121,16 +121,21 @@ class AtariEnv(gym.Env):
         return self._observe(), reward, game_over, capped and not game_over, {}
 
     def _observe(self) -> dict[str, np.ndarray]:
-        image = np.maximum(self._screens[0], self._screens[1], out=self._pooled)
-        height, width = self._size
-        if self._resize == "pillow":
-            from PIL import Image
+        pooled = np.maximum(self._screens[0], self._screens[1], out=self._pooled)
+        return {"image": process_screen(pooled, self._size, self._gray, self._resize)}
 
-            image = np.asarray(Image.fromarray(image).resize((width, height), Image.BILINEAR))
-        else:
-            import cv2
 
-            image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
-        if self._gray:  # luminance truncated to uint8, as the official code computes it
-            image = (image @ LUMINANCE).astype(np.uint8)[:, :, None]
-        return {"image": image}
+def process_screen(screen: np.ndarray, size: tuple[int, int], gray: bool, resize: str) -> np.ndarray:
+    """Resize an RGB screen to `size` (height, width), then optionally to luminance gray."""
+    height, width = size
+    if resize == "pillow":
+        from PIL import Image
+
+        image = np.asarray(Image.fromarray(screen).resize((width, height), Image.BILINEAR))
+    else:
+        import cv2
+
+        image = cv2.resize(screen, (width, height), interpolation=cv2.INTER_AREA)
+    if gray:  # luminance truncated to uint8, as the official code computes it
+        image = (image @ LUMINANCE).astype(np.uint8)[:, :, None]
+    return image
