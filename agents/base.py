@@ -11,6 +11,7 @@ Observations given to `act` and `observe` are the env's Dict observation plus fo
 This is the DreamerV3 `embodied` convention: step t carries obs_t, reward_t, the flags of obs_t, and
 (in `observe`) the action a_t the agent chose at obs_t. After `is_last` the next step is `is_first`.
 
+Evaluation episodes run on a second set of `num_envs` envs, so every batch has B = num_envs.
 `act(obs, state, mode)` returns actions (int64 (B,) for Discrete, float32 (B, A) for Box) and the next
 policy state; `state` is None at the start and is kept by the loop separately for 'train' and 'eval'.
 `observe(step)` receives every training step (obs keys + loop keys + `action`), never eval steps.
