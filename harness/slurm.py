@@ -192,8 +192,9 @@ class SlurmLauncher:
             raise ConfigError(f"launcher=slurm needs a cluster profile: cluster=<name>, one of {', '.join(profiles)}"
                               " (slurm/clusters/<name>.yaml)")
         self.settings = config
+        self.root = Path(root_config["root"])
         self.resources = resources(root_config)
-        self.folder = Path(config["folder"] or Path(root_config["root"]) / ".slurm").resolve()
+        self.folder = Path(config["folder"] or self.root / ".slurm").resolve()
         self.policy = RequeuePolicy(config["max_requeues"], config["requeue_on_timeout"],
                                     self.resources["time_min"] * 60, config["signal_delay_s"])
         if not 0 < self.policy.signal_delay_s < self.policy.time_limit_s:
@@ -215,18 +216,32 @@ class SlurmLauncher:
         }
         return {key: value for key, value in parameters.items() if value is not None}
 
-    def executor(self, job_name: str) -> Any:
+    def submit(self, specs: list[RunSpec]) -> str:
+        """Submit the runs as one held array, name each run's job in its status.json, release the array.
+
+        Returns the array's job id; raises ConfigError with SLURM's message when it refuses the jobs.
+        """
         try:
             import submitit
+            from submitit.core.utils import FailedJobError
         except ImportError:
             raise ConfigError("launcher=slurm needs submitit: install the 'slurm' extra "
                               "(pip install 'dreamerbench[slurm]')") from None
         try:
             executor = submitit.SlurmExecutor(folder=self.folder / "%j", python=self.cluster.get("python"))
-        except RuntimeError as error:  # no srun on this machine
-            raise ConfigError(f"launcher=slurm: {error}") from None
-        executor.update_parameters(**self.sbatch_parameters(job_name))
-        return executor
+            executor.update_parameters(**self.sbatch_parameters(f"{specs[0].suite}-{specs[0].agent}"))
+            jobs = executor.map_array(run_task, [str(s.run_dir) for s in specs], [self.policy] * len(specs))
+        except RuntimeError as error:  # no srun here (RuntimeError), or sbatch refused (FailedJobError)
+            what = "sbatch refused the job array" if isinstance(error, FailedJobError) else "launcher=slurm"
+            raise ConfigError(f"{what}: {error}") from None
+        for spec, job in zip(specs, jobs):
+            RunDir(spec.run_dir).update_status(slurm_job_id=job.job_id, slurm_log=str(job.paths.stdout))
+        array = jobs[0].job_id.split("_")[0]
+        release = subprocess.run(["scontrol", "release", array], capture_output=True, text=True, timeout=60)
+        if release.returncode != 0:
+            raise ConfigError(f"scontrol release {array} failed ({release.stderr.strip()}): the array is held; "
+                              f"release it by hand or scancel {array}")
+        return array
 
     def launch(self, specs: list[RunSpec]) -> int:
         specs = [dataclasses.replace(s, run_dir=s.run_dir.resolve()) for s in specs]
@@ -235,21 +250,14 @@ class SlurmLauncher:
         for run_dir, job in queued.items():
             print(f"{run_dir}: still queued as SLURM job {job}, not submitted again")
         if todo:
-            from submitit.core.utils import FailedJobError
-
             try:
-                jobs = self.executor(f"{todo[0].suite}-{todo[0].agent}").map_array(
-                    run_task, [str(s.run_dir) for s in todo], [self.policy] * len(todo))
-            except FailedJobError as error:
-                print(f"error: sbatch refused the job array: {error}", file=sys.stderr)
+                array = self.submit(todo)
+            except ConfigError as error:
+                print(f"error: {error}", file=sys.stderr)
                 return 2
-            for spec, job in zip(todo, jobs):
-                RunDir(spec.run_dir).update_status(slurm_job_id=job.job_id, slurm_log=str(job.paths.stdout))
-            array = jobs[0].job_id.split("_")[0]
-            subprocess.run(["scontrol", "release", array], check=True, capture_output=True, timeout=60)
             print(f"submitted {len(todo)} runs as SLURM job {array} "
                   f"(partition {self.cluster.get('partition') or 'default'}, {self.describe()}); "
-                  f"follow with: python -m harness.status {self.folder.parent}")
+                  f"follow with: python -m harness.status {self.root}")
         return self.wait(specs) if self.settings["wait"] else 0
 
     def describe(self) -> str:
@@ -289,7 +297,7 @@ class SlurmLauncher:
                 if len(outcomes) < len(specs):
                     time.sleep(self.settings["poll_s"])
         except KeyboardInterrupt:
-            progress.message(f"stopped waiting; the jobs go on: python -m harness.status {self.folder.parent}")
+            progress.message(f"stopped waiting; the jobs go on: python -m harness.status {self.root}")
             return 130
         if progress.tty:
             print()

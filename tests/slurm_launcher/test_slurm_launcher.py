@@ -166,6 +166,12 @@ def test_failing_task_is_reported_failed_while_the_others_finish(slurm_cluster, 
     assert "failed" in line and f"{jobs['Acrobot-v1']} failed" in line and f"(log: {broken.log})" in line
 
 
+def test_a_job_array_slurm_refuses_is_an_error_naming_the_reason(slurm_cluster, tmp_path):
+    result = cli("harness.run", *BASE, "steps=1000", "cluster.partition=nosuchpartition", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "error: sbatch refused the job array" in result.stderr and "invalid partition" in result.stderr.lower()
+
+
 @pytest.mark.slow
 def test_time_limit_checkpoints_requeues_and_finishes(slurm_cluster, tmp_path):
     """A run longer than its job's time limit (1 min) is signalled 40 s before it, requeued, and finishes."""
