@@ -131,7 +131,7 @@ def process_screen(screen: np.ndarray, size: tuple[int, int], gray: bool, resize
     if resize == "pillow":
         from PIL import Image
 
-        image = np.asarray(Image.fromarray(screen).resize((width, height), Image.BILINEAR))
+        image = np.array(Image.fromarray(screen).resize((width, height), Image.BILINEAR))  # writable
     else:
         import cv2
 

@@ -24,6 +24,7 @@ def test_atari26_spaces_and_minimal_action_sets(load_suite, game, actions):
     assert obs["image"].shape == (64, 64, 3) and obs["image"].dtype == np.uint8
     obs, reward, terminated, truncated, info = env.step(0)
     assert obs["image"].shape == (64, 64, 3) and obs["image"].dtype == np.uint8
+    assert obs["image"].flags.writeable
     assert isinstance(reward, float) and not terminated and not truncated
     assert obs in env.observation_space
 
