@@ -5,8 +5,9 @@ eps 1e-5 and a linearly annealed learning rate, GAE, per-minibatch advantage nor
 surrogate and clipped value loss, entropy bonus, global gradient clipping, optional early stop on KL,
 and for continuous control running observation and reward normalisation (clipped to +-10) with a
 Gaussian policy whose log std is a free parameter. The variant (categorical or Gaussian head) follows
-the action space; settings come from `harness/config/agent/ppo.yaml`, with the `discrete:` or
-`continuous:` section merged over the top level, and per-suite files in `agent_suite/ppo_<suite>.yaml`.
+the action space, and so do the settings in which CleanRL's two scripts differ (the `discrete:` and
+`continuous:` sections of `harness/config/agent/ppo.yaml`; per-suite files are
+`harness/config/agent_suite/ppo_<suite>.yaml`).
 
 How the loop's step convention maps onto rollouts is explained in `rollout.py`.
 """
@@ -29,18 +30,19 @@ from agents.ppo.rollout import RolloutBuffer, gae
 
 HARNESS_KEYS = {"name", "factory", "requires", "extra", "envs"}
 VARIANTS = ("discrete", "continuous")
+VARIANT_KEYS = {"rollout", "epochs", "minibatches", "lr", "clip", "clip_value", "ent_coef", "obs_norm", "reward_norm"}
+SHARED_KEYS = {
+    "device", "threads", "anneal_lr", "anneal_steps", "gamma", "lam", "vf_coef", "max_grad_norm", "norm_adv",
+    "target_kl", "hidden", "cnn_keys", "mlp_keys", "image_size", "grayscale", "frame_stack",
+}  # fmt: skip
 POSITIVE_INTS = ("rollout", "epochs", "minibatches", "frame_stack", "anneal_steps")
 UNIT_FLOATS = ("gamma", "lam")
 NON_NEGATIVE_FLOATS = ("lr", "clip", "ent_coef", "vf_coef", "max_grad_norm")
 BOOLS = ("anneal_lr", "clip_value", "norm_adv", "obs_norm", "reward_norm", "grayscale")
-HYPERPARAMETERS = {
-    "device", "threads", "target_kl", "hidden", "cnn_keys", "mlp_keys", "image_size",
-    *POSITIVE_INTS, *UNIT_FLOATS, *NON_NEGATIVE_FLOATS, *BOOLS,
-}  # fmt: skip
 
 
 def variant(config: dict[str, Any], continuous: bool) -> dict[str, Any]:
-    """The top-level settings with the action space's section merged over them."""
+    """The shared settings together with the action space's section."""
     merged = {k: v for k, v in config.items() if k not in VARIANTS}
     merged.update(config.get("continuous" if continuous else "discrete") or {})
     return merged
@@ -56,15 +58,16 @@ class PPOAgent:
     @staticmethod
     def validate_config(config: dict[str, Any]) -> None:
         """Raise ValueError naming the first bad setting (unknown keys list the valid ones)."""
-        known = HARNESS_KEYS | HYPERPARAMETERS | set(VARIANTS)
-        for section, keys in [("agent", config), *[(v, config.get(v) or {}) for v in VARIANTS]]:
-            allowed = known if section == "agent" else HYPERPARAMETERS
-            unknown = sorted(set(keys) - allowed)
-            if unknown:
-                raise ValueError(f"unknown PPO setting(s) {unknown} in '{section}'; valid: {sorted(allowed)}")
-        missing = sorted(HYPERPARAMETERS - set(config))
-        if missing:
-            raise ValueError(f"PPO config lacks {missing} (see harness/config/agent/ppo.yaml)")
+        if clash := sorted(VARIANT_KEYS & set(config)):
+            key = clash[0]
+            raise ValueError(f"agent.{key} depends on the action space: set agent.discrete.{key} or agent.continuous.{key}")
+        checks = [("agent", config, HARNESS_KEYS | SHARED_KEYS | set(VARIANTS), SHARED_KEYS | set(VARIANTS))]
+        checks += [(f"agent.{v}", config.get(v) or {}, VARIANT_KEYS, VARIANT_KEYS) for v in VARIANTS]
+        for where, section, allowed, required in checks:
+            if unknown := sorted(set(section) - allowed):
+                raise ValueError(f"unknown PPO setting(s) {unknown} in {where}; valid: {sorted(allowed)}")
+            if missing := sorted(required - set(section)):
+                raise ValueError(f"{where} lacks {missing} (see harness/config/agent/ppo.yaml)")
         for continuous in (False, True):
             cfg = variant(config, continuous)
             for key in POSITIVE_INTS:

@@ -35,8 +35,8 @@ def gae(
     advantages = torch.zeros_like(values[:-1])
     running = torch.zeros_like(values[0])
     for t in reversed(range(steps)):
-        bootstrap = (~is_terminal[t + 1]).float()  # a truncated episode still has a future
-        carry = (~is_last[t + 1]).float()  # no advantage flows back across an episode end
+        bootstrap = (~is_terminal[t + 1]).to(values.dtype)  # a truncated episode still has a future
+        carry = (~is_last[t + 1]).to(values.dtype)  # no advantage flows back across an episode end
         delta = rewards[t + 1] + gamma * bootstrap * values[t + 1] - values[t]
         running = delta + gamma * lam * carry * running
         advantages[t] = running
