@@ -83,6 +83,8 @@ fi
 #    KillWait=5: a cancelled job frees the node in 5 s, not 30. bf_interval/sched_interval=1: jobs
 #    start within ~1 s of submission instead of 2-3 s. cred_expire=5: a requeued job may start again
 #    after 6 s instead of 121 s (SLURM holds requeued jobs for cred_expire + 1 seconds).
+#    Partition `urgent` preempts jobs of `debug` (SIGTERM, requeue; SIGKILL after GraceTime) like a
+#    cluster's preemptible partitions do.
 cat >"$SLURM_CONF" <<EOC
 ClusterName=localcluster
 SlurmctldHost=$HOST
@@ -115,7 +117,10 @@ KillWait=5
 CompleteWait=0
 SchedulerParameters=bf_interval=1,sched_interval=1
 NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$NCPU Sockets=1 CoresPerSocket=$NCPU ThreadsPerCore=1 RealMemory=$MEM_MB State=UNKNOWN
-PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
+PreemptType=preempt/partition_prio
+PreemptMode=REQUEUE
+PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP PriorityTier=1 GraceTime=20
+PartitionName=urgent Nodes=$HOST MaxTime=INFINITE State=UP PriorityTier=2 PreemptMode=OFF
 EOC
 
 if [[ $ACCT == 1 ]]; then

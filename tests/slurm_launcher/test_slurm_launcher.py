@@ -100,14 +100,21 @@ def test_resubmitting_a_finished_plan_does_nothing(finished_plan):
     assert [run_of(root, task).status.read_text() for task in TASKS] == statuses
 
 
-def test_preempted_task_checkpoints_requeues_and_resumes_in_place(slurm_cluster, tmp_path):
+# How a running job gets stopped: SIGUSR2 as before a time limit, or a job of the higher-priority
+# partition `urgent` that needs every CPU, which makes SLURM preempt (SIGTERM) and requeue the run.
+STOPS = {"scancel --signal=USR2": lambda job: ["scancel", "--signal=USR2", job],
+         "preempted by a job of a higher partition": lambda job: ["sbatch", "-p", "urgent", "-c", "2", "--wrap", "true"]}
+
+
+@pytest.mark.parametrize("stop", STOPS)
+def test_stopped_task_checkpoints_requeues_and_resumes_in_place(slurm_cluster, tmp_path, stop):
     result = cli("harness.run", *LONG, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     run = run_of(tmp_path, "CartPole-v1")
     config = run.config.read_text()
     job = run.read_status()["slurm_job_id"]
     wait_until(lambda: run.read_status().get("agent_step", 0) >= 10000, 120, "the run to make progress")
-    subprocess.run(["scancel", "--signal=USR2", job], check=True)  # what SLURM sends before a timeout
+    subprocess.run(STOPS[stop](job), check=True, capture_output=True)
     wait_until(lambda: query_states([job])[job] == "completed", 180, "the requeued job to complete")
 
     meta = check_record(run, 100000, sessions=2)
@@ -115,7 +122,7 @@ def test_preempted_task_checkpoints_requeues_and_resumes_in_place(slurm_cluster,
     assert meta["command"].endswith(" ".join(LONG)) and run.config.read_text() == config
     assert len(list((tmp_path / "runs").rglob("config.yaml"))) == 1  # resumed in the same directory
     log = run.log.read_text()
-    assert "start 1" in log and f"requeued job {job}" in log and "start 2" in log
+    assert "start 1" in log and "start 2" in log
     history = subprocess.run(["sacct", "-D", "-X", "-n", "-P", "-o", "State", "-j", job],
                              capture_output=True, text=True, check=True).stdout.split()
     assert history == ["REQUEUED", "COMPLETED"]
