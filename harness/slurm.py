@@ -84,7 +84,11 @@ def run_task(run_dir: str, policy: RequeuePolicy) -> str:
         if refusal:
             print(f"=== not requeued: {refusal}; rerun the command to resume", flush=True)
         elif _requeue(job):
-            sys.exit(EXIT_CODES["preempted"])  # no result file: the requeued task writes it
+            # No result file (the requeued task writes it), and no waiting for stray threads of the
+            # agent: everything of the run is on disk already.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(EXIT_CODES["preempted"])
     return state
 
 
@@ -157,7 +161,9 @@ def query_states(job_ids: Iterable[str]) -> dict[str, str]:
 def slurm_states(run_dirs: Iterable[Path]) -> dict[Path, str]:
     """'<job id> <state>' of each run that was submitted to SLURM, for `harness.status`.
 
-    A run that was stopped by a signal and waits in the queue again shows as 'requeued'.
+    A run that was stopped by a signal and waits in the queue again shows as 'requeued'; a job that
+    ended before its run recorded an outcome (a failing setup line, scancel, out of memory) shows
+    the log of the job.
     """
     statuses = {Path(d): RunDir(d).read_status() for d in run_dirs}
     jobs = {d: s["slurm_job_id"] for d, s in statuses.items() if s.get("slurm_job_id")}
@@ -165,8 +171,11 @@ def slurm_states(run_dirs: Iterable[Path]) -> dict[Path, str]:
     shown = {}
     for run_dir, job in jobs.items():
         state = states[job]
-        if state == "pending" and statuses[run_dir].get("state") == "preempted":
+        run_state = statuses[run_dir].get("state")
+        if state == "pending" and run_state == "preempted":
             state = "requeued"
+        elif state not in ACTIVE | {"unknown"} and run_state in ("pending", "running"):
+            state += f" (log: {statuses[run_dir].get('slurm_log')})"
         shown[run_dir] = f"{job} {state}"
     return shown
 

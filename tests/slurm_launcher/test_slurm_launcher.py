@@ -179,6 +179,17 @@ def test_a_job_array_slurm_refuses_is_an_error_naming_the_reason(slurm_cluster, 
     assert "error: sbatch refused the job array" in result.stderr and "invalid partition" in result.stderr.lower()
 
 
+def test_a_job_that_dies_before_its_run_starts_is_reported_with_its_log(slurm_cluster, tmp_path):
+    result = cli("harness.run", *BASE, "task=CartPole-v1", "steps=1000", "cluster.setup=['exit 7']",
+                 "launcher.wait=true", cwd=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    status = run_of(tmp_path, "CartPole-v1").read_status()
+    job, log = status["slurm_job_id"], status["slurm_log"]
+    assert status["state"] == "failed" and status["error"] == (
+        f"SLURM job {job} ended as failed before the run finished (log: {log})")
+    assert f"FAILED classic/random/CartPole-v1/seed0: SLURM job {job} ended as failed" in result.stdout
+
+
 @pytest.mark.slow
 def test_time_limit_checkpoints_requeues_and_finishes(slurm_cluster, tmp_path):
     """A run longer than its job's time limit (1 min) is signalled 40 s before it, requeued, and finishes."""
