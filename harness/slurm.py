@@ -220,6 +220,8 @@ class SlurmLauncher:
             "mem": f"{round(r['mem_gb'] * 1024)}M", "gres": gpu if r["gpus"] else None,
             "array_parallelism": c.get("array_parallelism") or 256, "setup": list(c.get("setup") or []),
             "signal_delay_s": int(self.settings["signal_delay_s"]), "stderr_to_stdout": True,
+            # srun of SLURM 22.05-23.02 does not inherit --cpus-per-task: the run would get one CPU
+            "srun_args": [f"--cpus-per-task={int(r['cpus'])}"],
             # held until every run's status.json names its job; requeue allowed whatever the site default
             "additional_parameters": {"hold": True, "requeue": True, **(c.get("sbatch") or {})},
         }

@@ -29,6 +29,7 @@ def test_resources_come_from_the_agent_unless_the_profile_sets_them():
     assert random_agent.resources == {"gpus": 0, "cpus": 1, "mem_gb": 2, "time_min": 60}
     params = random_agent.sbatch_parameters("x")
     assert "gres" not in params and params["cpus_per_task"] == 1 and params["mem"] == "2048M"
+    assert params["srun_args"] == ["--cpus-per-task=1"]  # srun of SLURM 22.05 does not inherit it
     assert launcher("cluster=local", "cluster.cpus=6", "cluster.mem_gb=1.5").resources | {} == {
         "gpus": 0, "cpus": 6, "mem_gb": 1.5, "time_min": 60}
 
