@@ -139,9 +139,6 @@ def test_requeue_limit_stops_the_run_and_resubmission_resumes_it(slurm_cluster, 
     assert result.returncode == 0, result.stdout + result.stderr
     run = run_of(tmp_path, "CartPole-v1")
     first = run.read_status()["slurm_job_id"]
-    again = cli("harness.run", *LONG, cwd=tmp_path)  # while it is queued or running: not submitted twice
-    assert again.returncode == 0 and f"still queued as SLURM job {first}" in again.stdout, again.stdout
-    assert "runs as SLURM job" not in again.stdout
     wait_until_running(run)
     subprocess.run(["scancel", "--signal=USR2", first], check=True)
     wait_until(lambda: query_states([first])[first] not in ACTIVE, 60, "the job to end")
@@ -154,6 +151,20 @@ def test_requeue_limit_stops_the_run_and_resubmission_resumes_it(slurm_cluster, 
     assert second != first
     meta = check_record(run, 100000, sessions=2)
     assert meta["slurm_job_ids"] == [first, second]
+
+
+def test_resubmitting_while_the_job_is_queued_submits_nothing(slurm_cluster, tmp_path):
+    result = cli("harness.run", *LONG, "+cluster.sbatch.begin=now+600", cwd=tmp_path)  # pending for 10 min
+    assert result.returncode == 0, result.stdout + result.stderr
+    job = run_of(tmp_path, "CartPole-v1").read_status()["slurm_job_id"]
+    try:
+        again = cli("harness.run", *LONG, cwd=tmp_path)
+        assert again.returncode == 0 and f"still queued as SLURM job {job} (pending)" in again.stdout, again.stdout
+        assert "runs as SLURM job" not in again.stdout
+        shown = cli("harness.status", "runs", cwd=tmp_path)
+        assert f"pending  {job} pending" in shown.stdout, shown.stdout
+    finally:
+        subprocess.run(["scancel", job], check=True)
 
 
 def test_failing_task_is_reported_failed_while_the_others_finish(slurm_cluster, tmp_path):
