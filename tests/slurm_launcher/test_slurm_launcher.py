@@ -1,5 +1,5 @@
 """launcher=slurm on a real one-node SLURM cluster: a plan as one job array, preemption and requeue,
-a failing task among finishing ones, and resubmission of finished and unfinished plans."""
+failing tasks and jobs among finishing ones, and resubmission of finished, queued and stopped plans."""
 
 import json
 import subprocess
@@ -37,7 +37,7 @@ def wait_until(condition, timeout: float, what: str):
 def wait_until_running(run: RunDir) -> None:
     """Until the run's loop has run for a moment: its stop signals are then the loop's to handle."""
     wait_until(lambda: run.read_status()["state"] == "running", 120, "the run to start")
-    time.sleep(0.3)  # 0.1-0.5 of the budget on any machine: the signal comes mid-run
+    time.sleep(0.3)  # some steps in, far from the end: 100k steps take 2.5 s even at 40k steps/s
 
 
 def run_of(root: Path, task: str) -> RunDir:
