@@ -10,7 +10,9 @@ A rule is a dict `{rule: <name>, ...arguments}` as in a suite's `protocol.final_
   last_fraction    {fraction=0.1, mode='train'} episodes ending in the last `fraction` of the budget
   budget_episodes  {mode='train'}              every episode within the budget (Crafter, Minecraft)
   last_point       {mode='train'}              the last logged point within the budget
-The run's normaliser (normalize.py) then turns the selected episodes into one number.
+Any rule may carry `second: <rule>`, a second rule whose per-task numbers the report shows beside
+the first (Atari100k: the evaluation episodes after training). The run's normaliser (normalize.py)
+then turns the selected episodes into one number.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ ALIASES = {"window": "train_window", "eval": "eval_after_training", "final_eval"
 def canonical_rule(rule: dict[str, Any] | str) -> dict[str, Any]:
     """The rule with its name resolved and defaults filled in; raises ValueError on unknown names or arguments."""
     rule = {"rule": rule} if isinstance(rule, str) else dict(rule)
+    rule.pop("second", None)
     name = ALIASES.get(rule.get("rule", ""), rule.get("rule", ""))
     if name not in RULES:
         raise ValueError(f"unknown final-score rule '{name}'; valid rules: {', '.join(list(RULES) + sorted(ALIASES))}")
@@ -51,6 +54,12 @@ def canonical_rule(rule: dict[str, Any] | str) -> dict[str, Any]:
     if full.get("empty", "last") not in ("last", "nan"):
         raise ValueError(f"rule '{name}': empty must be 'last' or 'nan', not {full['empty']!r}")
     return full
+
+
+def second_rule(rule: dict[str, Any] | str) -> dict[str, Any] | None:
+    """The rule's `second` rule, canonical, or None."""
+    second = rule.get("second") if isinstance(rule, dict) else None
+    return canonical_rule(second) if second else None
 
 
 def parse_rule(text: str) -> dict[str, Any]:

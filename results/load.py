@@ -5,7 +5,8 @@
             `suite, task, method, seed, step, score, mode, source` plus `origin` (the file or run
             directory) and suite extras (`achievement_<name>` counts for Crafter).
             mode: 'train' | 'eval' (periodic evaluation) | 'final' (evaluation after training, and
-            published per-run final scores); source: 'new' (this project's runs) | 'published'.
+            published per-run final scores); source: 'new' (this project's runs) | 'logdir' (official
+            DreamerV3 log directories) | 'published'.
   runs:     one row per run (suite, task, method, seed, source) with what the report needs to judge it:
             budget, final-score rule, normaliser, state, protocol overrides and compute (runinfo.py).
   warnings: what could not be loaded as asked, in words.
@@ -127,7 +128,7 @@ def load_run(path: Path, suite: str | None = None) -> Data:
         source = "new"
     else:
         info = logdir_info(path, config, suite)
-        source = "published"
+        source = "logdir"
     rows = read_jsonl(path / "scores.jsonl")
     frame = pd.DataFrame(rows)
     episodes = pd.DataFrame({

@@ -1,0 +1,196 @@
+"""Everything a report says about one suite: final scores, checks, tables, verdicts and plots."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from results import checks, final, normalize, plots, reference, stats, tables
+from results.load import Data
+
+# Replicates for per-task CIs, profiles, probability of improvement and curves (rliable's defaults for
+# the last three); aggregates and verdicts use Options.reps.
+SMALL_REPS = 2_000
+MAX_PAIRS = 8
+# Published reference scores that define Atari's normalisation: in the per-task tables only.
+REFERENCE_METHODS = {"human", "random"}
+
+
+@dataclass
+class Options:
+    reps: int = 50_000
+    seed: int = 0
+    rule: dict | None = None  # overrides every run's final-score rule
+    normaliser: str | None = None
+    include_flagged: bool = False
+    compare_published: bool = False
+    plots: bool = True
+
+
+@dataclass
+class SuiteReport:
+    suite: str
+    table: pd.DataFrame  # judged final scores, one row per run
+    labels: list[str]
+    rules: pd.DataFrame
+    per_task: pd.DataFrame
+    aggregates: pd.DataFrame
+    reproduction: list[pd.DataFrame] = field(default_factory=list)
+    reproduction_aggregate: list[pd.DataFrame] = field(default_factory=list)
+    second: pd.DataFrame = field(default_factory=pd.DataFrame)
+    compute: pd.DataFrame = field(default_factory=pd.DataFrame)
+    flagged: pd.DataFrame = field(default_factory=pd.DataFrame)
+    figures: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _order(table: pd.DataFrame) -> list[str]:
+    """New runs first, then official-log runs, then published methods by name."""
+    rank = {"new": 0, "logdir": 1, "published": 2}
+    pairs = table[["label", "source"]].drop_duplicates()
+    return [l for _, l in sorted(zip(pairs["source"].map(rank), pairs["label"]))]
+
+
+def _second_rule(data: Data, options: Options) -> pd.DataFrame:
+    """Per-task numbers of the runs' `second` rule (e.g. Atari100k's evaluation after training)."""
+    seconds = {str(final.second_rule(r)) for r in data.runs["final_score"] if final.second_rule(r)}
+    if len(seconds) != 1 or options.rule:
+        return pd.DataFrame()
+    rule = next(final.second_rule(r) for r in data.runs["final_score"] if final.second_rule(r))
+    scores = final.final_scores(data, rule, options.normaliser)
+    scores = scores[scores["score"].notna()]
+    scores = scores.assign(label=[checks.label(m, s) for m, s in zip(scores["method"], scores["source"])],
+                           excluded=False)
+    return tables.per_task(scores, min(options.reps, SMALL_REPS), options.seed).assign(rule=final.describe(rule))
+
+
+def _reproductions(report: SuiteReport, options: Options) -> None:
+    table = report.table
+    for new in table.loc[table["source"] == "new", "method"].unique():
+        new_label = checks.label(new, "new")
+        published = reference.counterpart(new)
+        if published not in set(table.loc[table["source"] == "published", "method"]):
+            report.warnings.append(f"no per-run published data of '{published}' loaded (pass --published DIR); "
+                                   f"the reproduction of {new_label} uses the shipped paper tables where they have it")
+        report.reproduction.append(tables.reproduction(table, new_label, published, report.suite, options.reps, options.seed))
+        aggregate = tables.reproduction_aggregate(table, new_label, published, options.reps, options.seed)
+        if len(aggregate):
+            report.reproduction_aggregate.append(aggregate)
+
+
+def _is_published(table: pd.DataFrame, label: str) -> bool:
+    return bool((table.loc[table["label"] == label, "source"] == "published").all())
+
+
+def _plots(report: SuiteReport, data: Data, aggregate_labels: list[str], folder: Path, options: Options) -> None:
+    suite, table = report.suite, report.table
+    colors = plots.palette(report.labels)
+    normaliser = table["normaliser"].iloc[0]
+    score = plots.score_label(normaliser)
+    budget = reference.suite_defaults(suite)["budget_frames"]
+    labels = pd.Series([checks.label(m, s) for m, s in zip(data.episodes["method"], data.episodes["source"])],
+                       index=data.episodes.index)
+    shown = ~(labels.isin(REFERENCE_METHODS) & (data.episodes["source"] == "published")).to_numpy()
+    curves = plots.binned_curves(data.episodes[shown], labels[shown], budget)
+    new_tasks = sorted(table.loc[table["source"] != "published", "task"].unique())
+    tasks = new_tasks or sorted(table["task"].unique())
+    xlabel = "frames" if suite.startswith("atari") else "env steps"
+    per_task = report.per_task[~report.per_task["method"].isin(REFERENCE_METHODS)]
+    report.figures += plots.learning_curves(curves, table, per_task, tasks, colors, folder,
+                                            f"{suite}_curves", xlabel, options.seed)
+    if len(report.aggregates):
+        report.figures += plots.aggregate_intervals(report.aggregates, colors, folder, f"{suite}_aggregates", score)
+        tasks = reference.suite_tasks(suite) if not options.include_flagged else None
+        matrices = {l: tables.matrix(table[(table["label"] == l) & ~table["excluded"]], "score", tasks)
+                    for l in aggregate_labels}
+        reps = min(options.reps, SMALL_REPS)
+        report.figures += plots.performance_profiles(matrices, colors, folder, f"{suite}_profiles", score, reps, options.seed)
+        # P(ours > each other method); without runs of ours, the best method (IQM) against the others.
+        best = report.aggregates.sort_values("iqm", ascending=False)["method"].iloc[:1].tolist()
+        ours = [l for l in aggregate_labels if not _is_published(table, l)] or best
+        pairs = {f"{x},{y}": stats.probability_of_improvement(matrices[x], matrices[y], reps, options.seed)
+                 for x in ours for y in aggregate_labels if y != x and matrices[x].shape[1] == matrices[y].shape[1]}
+        pairs = dict(list(pairs.items())[:MAX_PAIRS])
+        if pairs:
+            report.figures += plots.improvement(pairs, colors, folder, f"{suite}_improvement")
+    efficiency = _sample_efficiency(curves, table, suite, normaliser, options)
+    if efficiency:
+        report.figures += plots.sample_efficiency(efficiency, colors, folder, f"{suite}_sample_efficiency",
+                                                  xlabel, f"IQM {score}")
+
+
+def _sample_efficiency(curves: pd.DataFrame, table: pd.DataFrame, suite: str, normaliser: str,
+                       options: Options) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """IQM of normalised binned curves per step for labels with curves on every task of the suite."""
+    if normalize.canonical(normaliser) in normalize.EPISODE or curves.empty:
+        return {}
+    tasks = reference.suite_tasks(suite)
+    result = {}
+    for label, group in curves.groupby("label"):
+        if set(group["task"]) != set(tasks):
+            continue
+        group = group.assign(score=normalize.normalise(normaliser, group["task"], group["score"]))
+        cube = group.pivot_table(index=["task", "seed"], columns="step", values="score")
+        steps = cube.columns.to_numpy()
+        runs = cube.groupby(level="task").size().min()
+        array = np.stack([cube.loc[t].to_numpy()[:runs] for t in tasks], axis=1)  # (runs, tasks, steps)
+        finite = np.isfinite(array).all(axis=(0, 1))
+        if finite.sum() < 2:
+            continue
+        points, intervals = stats.curve_estimates(array[..., finite], "iqm", min(options.reps, SMALL_REPS), options.seed)
+        result[label] = (steps[finite], points, intervals)
+    return result
+
+
+def analyse(data: Data, suite: str, folder: Path, options: Options) -> SuiteReport:
+    """Tables, verdicts and plots of one suite; plots go to `folder`."""
+    finals = final.final_scores(data, options.rule, options.normaliser)
+    table = checks.judge(finals, data.runs, suite, options.include_flagged)
+    labels = _order(table)
+    rules = (table.groupby("label", sort=False)
+             .agg(source=("source", "first"), runs=("seed", "size"), usable=("excluded", lambda e: int((~e).sum())),
+                  tasks=("task", "nunique"), rule=("rule", "first"), normaliser=("normaliser", "first"))
+             .reindex(labels).reset_index().rename(columns={"label": "method"}))
+    missing = checks.coverage(table, suite)
+    if options.include_flagged:
+        aggregate_labels = [l for l in labels if len(missing[l]) < len(reference.suite_tasks(suite))]
+    else:
+        aggregate_labels = [l for l in labels if not missing[l]]
+    if table["normaliser"].iloc[0].startswith("atari"):  # published human and random scores are 1 and 0 by definition
+        aggregate_labels = [l for l in aggregate_labels if l not in REFERENCE_METHODS]
+    small_reps = min(options.reps, SMALL_REPS)
+    report = SuiteReport(suite, table, labels, rules, tables.per_task(table, small_reps, options.seed),
+                         pd.DataFrame())
+    for label in labels:
+        if missing[label] and label not in aggregate_labels:
+            shown = ", ".join(missing[label][:6]) + (" ..." if len(missing[label]) > 6 else "")
+            report.warnings.append(f"{label} is left out of the aggregates: no usable run of {len(missing[label])} "
+                                   f"of the suite's {len(reference.suite_tasks(suite))} tasks ({shown})")
+    tasks = reference.suite_tasks(suite)
+    if options.include_flagged:  # each label over the tasks it has
+        report.aggregates = pd.concat([tables.aggregates(table, [l], sorted(set(tasks) - set(missing[l])),
+                                                         options.reps, options.seed) for l in aggregate_labels]) \
+            if aggregate_labels else pd.DataFrame()
+    else:
+        report.aggregates = tables.aggregates(table, aggregate_labels, tasks, options.reps, options.seed) \
+            if aggregate_labels else pd.DataFrame()
+    single = [r["method"] for _, r in report.aggregates.iterrows() if r["runs"] == 1]
+    if single:
+        report.warnings.append(f"one run per task for {', '.join(single)}: their confidence intervals are degenerate")
+    fallback = table[table["fallback"]]
+    for name, group in fallback.groupby("label"):
+        report.warnings.append(f"{len(group)} run(s) of {name} had no episode in the final-score window "
+                               f"({', '.join(sorted(set(group['task'])))}); their last episode before it counts")
+    if options.compare_published:
+        _reproductions(report, options)
+    report.second = _second_rule(data.select(suite), options)
+    report.compute = tables.compute(data.runs)
+    flagged = table[(table["source"] != "published") | (table["flags"] != "")]
+    report.flagged = flagged[["label", "task", "seed", "state", "raw", "n_episodes", "flags", "note"]]
+    report.warnings += data.warnings
+    if options.plots:
+        _plots(report, data, aggregate_labels, folder, options)
+    return report

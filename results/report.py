@@ -1,0 +1,187 @@
+"""`python -m results.report <paths...>`: paper tables, plots and reproduction verdicts.
+
+    python -m results.report runs/ --suite atari26 --compare published --published ../shared/data/published
+    python -m results.report runs/ path/to/IRIS.json --suite atari100k --methods dreamerv3 iris --out report/
+
+Paths are run directories (or folders holding them), official DreamerV3 log directories and published
+score files. Writes <out>/report.md, <out>/tables/*.csv and *.tex, <out>/plots/*.png and *.pdf.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from results import final, reference, tables
+from results.analysis import Options, SuiteReport, analyse
+from results.load import Data, concat, load
+from results.names import canonical_suite
+
+
+def _load(paths: list[str], suite: str | None, published: str | None, compare: bool) -> Data:
+    data = load(paths, suite)
+    if compare and published:
+        suites = [suite] if suite else sorted(data.episodes["suite"].unique())
+        data = concat([data] + [load([published], s) for s in suites])
+    return data
+
+
+def _select_methods(data: Data, methods: list[str] | None, compare: bool) -> Data:
+    """The listed methods, plus the published counterparts of listed methods when comparing."""
+    if not methods:
+        return data
+    wanted = set(methods) | ({reference.counterpart(m) for m in methods} if compare else set())
+    unknown = set(methods) - set(data.episodes["method"])
+    if unknown:
+        raise ValueError(f"no runs of method(s) {sorted(unknown)}; loaded methods: "
+                         f"{', '.join(sorted(data.episodes['method'].unique()))}")
+    return data.select(methods=sorted(wanted))
+
+
+def _wide_per_task(per_task: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
+    """Tasks as rows, methods as columns, 'mean [lower, upper] (runs)' cells."""
+    cells = per_task.assign(cell=[f"{c} ({n}{', flagged' if f else ''})" for c, n, f in zip(
+        tables.with_ci(per_task, "mean", "lower", "upper"), per_task["runs"], per_task["flagged"])])
+    wide = cells.pivot(index="task", columns="method", values="cell")
+    return wide.reindex(columns=[l for l in labels if l in wide.columns]).fillna("–").reset_index()
+
+
+def _aggregate_shown(aggregates: pd.DataFrame) -> pd.DataFrame:
+    shown = aggregates[["method", "runs", "tasks"]].copy()
+    for metric in ("median", "iqm", "mean", "optimality_gap"):
+        shown[metric] = tables.with_ci(aggregates, metric, f"{metric}_lower", f"{metric}_upper")
+    return shown
+
+
+def _reproduction_shown(frame: pd.DataFrame) -> pd.DataFrame:
+    shown = frame[["task", "published", "new", "published_runs", "new_runs"]].copy()
+    shown["published mean"] = tables.with_ci(frame, "published_mean", "published_lower", "published_upper")
+    shown["new mean"] = tables.with_ci(frame, "new_mean", "new_lower", "new_upper")
+    shown["ratio"] = frame.get("ratio")
+    shown["new - published"] = tables.with_ci(frame, "diff", "diff_lower", "diff_upper")
+    shown["verdict"] = frame["verdict"]
+    shown["published from"] = frame["published_from"]
+    return shown
+
+
+def _aggregate_reproduction_shown(frame: pd.DataFrame) -> pd.DataFrame:
+    shown = frame[["metric", "tasks", "published", "new"]].copy()
+    shown["published"] = [f"{p}: {v}" for p, v in zip(frame["published"], tables.with_ci(
+        frame, "published_value", "published_lower", "published_upper"))]
+    shown["new"] = [f"{n}: {v}" for n, v in zip(frame["new"], tables.with_ci(frame, "new_value", "new_lower", "new_upper"))]
+    shown["ratio"] = frame["ratio"]
+    shown["new - published CI"] = [f"[{tables._cell(lo)}, {tables._cell(hi)}]"
+                                   for lo, hi in zip(frame["diff_lower"], frame["diff_upper"])]
+    shown["verdict"] = frame["verdict"]
+    return shown
+
+
+def write_suite(report: SuiteReport, out: Path, options: Options) -> str:
+    """The suite's section of report.md; its tables go to out/tables."""
+    folder, suite = out / "tables", report.suite
+    lines = [f"## {suite}\n"]
+    lines += ["### Methods, runs and final-score rules\n", tables.markdown(report.rules)]
+    tables.write(report.rules, folder, f"{suite}_methods")
+    if report.warnings:
+        lines += ["### Warnings\n", "\n".join(f"- {w}" for w in report.warnings) + "\n"]
+    if len(report.aggregates):
+        shown = _aggregate_shown(report.aggregates)
+        lines += [f"### Aggregates ({report.table['normaliser'].iloc[0]} scores, 95% stratified bootstrap CIs, "
+                  f"{options.reps:,} replicates)\n", tables.markdown(shown)]
+        tables.write(report.aggregates, folder, f"{suite}_aggregates", shown)
+    for frame in report.reproduction_aggregate:
+        shown = _aggregate_reproduction_shown(frame)
+        lines += [f"### Reproduction of {frame['published'].iloc[0]} by {frame['new'].iloc[0]}: aggregates\n",
+                  tables.markdown(shown)]
+        tables.write(frame, folder, f"{suite}_reproduction_aggregate_{frame['published'].iloc[0]}", shown)
+    for frame in report.reproduction:
+        if frame.empty:
+            continue
+        shown = _reproduction_shown(frame.reindex(columns=sorted(set(frame.columns) | {
+            "published_mean", "published_lower", "published_upper", "new_mean", "new_lower", "new_upper",
+            "ratio", "diff", "diff_lower", "diff_upper"})))
+        lines += [f"### Reproduction of {frame['published'].iloc[0]} by {frame['new'].iloc[0]}: per task\n",
+                  "Verdict: the 95% bootstrap CI of (new mean - published mean) contains 0: reproduced; "
+                  "lies below 0: below; above 0: above. Ratio: new mean / published mean (raw scores).\n",
+                  tables.markdown(shown)]
+        tables.write(frame, folder, f"{suite}_reproduction_{frame['published'].iloc[0]}", shown)
+    if len(report.per_task):
+        wide = _wide_per_task(report.per_task, report.labels)
+        lines += ["### Per task (raw score: mean [95% CI] (runs))\n", tables.markdown(wide)]
+        tables.write(report.per_task, folder, f"{suite}_per_task", wide)
+    if len(report.second):
+        wide = _wide_per_task(report.second, report.labels)
+        lines += [f"### Per task, second rule: {report.second['rule'].iloc[0]}\n", tables.markdown(wide)]
+        tables.write(report.second, folder, f"{suite}_per_task_second", wide)
+    if len(report.flagged):
+        lines += ["### Runs of this project and flagged runs\n", tables.markdown(report.flagged)]
+        tables.write(report.flagged, folder, f"{suite}_runs")
+    if len(report.compute):
+        total = report.compute[["wall_hours", "gpu_hours", "cpu_hours"]].sum()
+        lines += [f"### Compute (total {total['wall_hours']:.2f} h wall, {total['gpu_hours']:.2f} GPU h, "
+                  f"{total['cpu_hours']:.2f} CPU h)\n", tables.markdown(report.compute)]
+        tables.write(report.compute, folder, f"{suite}_compute")
+    if report.figures:
+        lines += ["### Plots\n"] + [f"![{p.stem}](plots/{p.name})\n" for p in report.figures if p.suffix == ".png"]
+    return "\n".join(lines)
+
+
+def build(paths: list[str], out: Path, suite: str | None = None, methods: list[str] | None = None,
+          published: str | None = None, options: Options = Options()) -> Path:
+    """Write the report of `paths` into `out`; returns the path of report.md."""
+    start = time.perf_counter()
+    suite = canonical_suite(suite) if suite else None
+    if published and not Path(published).is_dir():
+        raise FileNotFoundError(f"--published {published}: not a folder")
+    data = _select_methods(_load(paths, suite, published, options.compare_published), methods, options.compare_published)
+    suites = [suite] if suite else sorted(data.episodes["suite"].unique())
+    if data.episodes.empty:
+        raise ValueError(f"no scores found in {paths}" + (f" for suite {suite}" if suite else ""))
+    rule_text = final.describe(options.rule) if options.rule else "each run's own (its config; suite defaults for published data)"
+    sections = [f"# Results report\n\nSources: {', '.join(map(str, paths))}"
+                + (f"; published data: {published}" if published else "")
+                + f"\n\nFinal-score rule: {rule_text}. Bootstrap: {options.reps:,} replicates, seed {options.seed}."
+                + (" Flagged runs are included in aggregates." if options.include_flagged else
+                   " Flagged runs (unfinished, overridden protocol, missing seeds) are left out of aggregates and verdicts.")
+                + "\n"]
+    if options.compare_published and not published:
+        sections.append("No --published folder given: reproductions use the shipped paper tables (means only).\n")
+    for name in suites:
+        report = analyse(data.select(name), name, out / "plots", options)
+        sections.append(write_suite(report, out, options))
+    sections.append(f"\n_Report built in {time.perf_counter() - start:.1f} s._\n")
+    path = out / "report.md"
+    path.write_text("\n".join(sections))
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m results.report", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("paths", nargs="+", help="run directories, DreamerV3 log directories, published files")
+    parser.add_argument("--suite", help="only this suite (atari26 alias atari100k, atari57, dmc_proprio, ...)")
+    parser.add_argument("--methods", nargs="+", help="only these methods (agent or published method names)")
+    parser.add_argument("--compare", choices=["published"], help="add reproduction verdicts against published runs")
+    parser.add_argument("--published", help="folder of the published score files (see results/reference/published.yaml)")
+    parser.add_argument("--out", default="report", help="output folder (default: report)")
+    parser.add_argument("--rule", help="final-score rule for all curves, e.g. 'last_fraction:fraction=0.1' or "
+                        "'train_window:start=390000,end=400000'")
+    parser.add_argument("--normaliser", help="normaliser for all runs (atari_human, atari_record, raw, ...)")
+    parser.add_argument("--reps", type=int, default=50_000, help="bootstrap replicates (default 50000)")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument("--include-flagged", action="store_true", help="average flagged runs too")
+    parser.add_argument("--no-plots", action="store_true", help="tables only")
+    args = parser.parse_args(argv)
+    options = Options(reps=args.reps, seed=args.seed, rule=final.parse_rule(args.rule) if args.rule else None,
+                      normaliser=args.normaliser, include_flagged=args.include_flagged,
+                      compare_published=args.compare == "published", plots=not args.no_plots)
+    path = build(args.paths, Path(args.out), args.suite, args.methods, args.published, options)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

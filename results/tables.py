@@ -1,0 +1,190 @@
+"""Tables of a suite: per task, aggregates, reproduction verdicts and compute, and their writers.
+
+Inputs are the judged final scores of checks.judge (one row per run with label, score, raw, excluded).
+Verdict rule (per task on raw scores, per suite on normalised IQM and mean): the 95% stratified
+bootstrap CI of (new - published) decides: it contains 0 -> reproduced, lies below 0 -> below,
+above 0 -> above. Where the published side is a single number from a paper table (no per-run data),
+the published value is taken as exact.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from results import reference, stats
+
+
+def matrix(table: pd.DataFrame, column: str = "score", tasks: list[str] | None = None) -> np.ndarray:
+    """(runs, tasks) matrix of one label's runs; tasks with more runs are cut to the fewest (lowest seeds)."""
+    tasks = tasks or sorted(table["task"].unique())
+    table = table.sort_values("seed")
+    columns = [table.loc[table["task"] == t, column].to_numpy() for t in tasks]
+    runs = min(len(c) for c in columns)
+    return np.stack([c[:runs] for c in columns], axis=1)
+
+
+def per_task(table: pd.DataFrame, reps: int, seed: int) -> pd.DataFrame:
+    """Mean raw score per task and label with its bootstrap CI. Flagged runs count only where a label
+    has no usable run of the task; such rows say so in `flagged`."""
+    scored = table[table["score"].notna()]
+    usable = scored[~scored["excluded"]]
+    has_usable = pd.MultiIndex.from_frame(scored[["label", "task"]]).isin(
+        pd.MultiIndex.from_frame(usable[["label", "task"]]))
+    shown = pd.concat([usable, scored[scored["excluded"].to_numpy() & ~has_usable]])
+    rows = []
+    for name, runs in shown.groupby("label"):
+        tasks = sorted(runs["task"].unique())
+        sizes = runs.groupby("task").size()
+        groups = [tasks] if sizes.nunique() == 1 else [[t] for t in tasks]  # one bootstrap when runs are equal
+        for group in groups:
+            part = runs[runs["task"].isin(group)]
+            mean, lower, upper = stats.task_mean_intervals(matrix(part, "raw", group), reps, seed)
+            for i, task in enumerate(group):
+                these = part[part["task"] == task]
+                rows.append({"task": task, "method": name, "runs": len(these), "mean": mean[i], "lower": lower[i],
+                             "upper": upper[i], "normalised": these["score"].mean(),
+                             "flagged": "flagged runs only" if these["excluded"].all() else ""})
+    return pd.DataFrame(rows).sort_values(["task", "method"], ignore_index=True)
+
+
+def aggregates(table: pd.DataFrame, labels: list[str], tasks: list[str], reps: int, seed: int) -> pd.DataFrame:
+    """rliable aggregates with CIs of each label over `tasks` (normalised scores); labels whose matrices
+    have one shape share their bootstrap draws."""
+    runs = {l: table[(table["label"] == l) & ~table["excluded"] & table["task"].isin(tasks)] for l in labels}
+    scores = {l: matrix(runs[l], "score", tasks) for l in labels}
+    by_shape: dict[tuple[int, int], list[str]] = {}
+    for label in labels:
+        by_shape.setdefault(scores[label].shape, []).append(label)
+    distributions = {}
+    for group in by_shape.values():
+        for label, result in zip(group, stats.bootstrap_many([scores[l] for l in group], stats.METRICS, reps, seed)):
+            distributions[label] = result
+    rows = []
+    for label in labels:
+        row = {"method": label, "runs": scores[label].shape[0], "tasks": scores[label].shape[1],
+               "rule": runs[label]["rule"].iloc[0], "normaliser": runs[label]["normaliser"].iloc[0]}
+        for metric, (point, lower, upper) in stats.estimates(scores[label], distributions[label]).items():
+            row.update({metric: point, f"{metric}_lower": lower, f"{metric}_upper": upper})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def verdict(lower: float, upper: float) -> str:
+    if np.isnan(lower) or np.isnan(upper):
+        return "n/a"
+    return "below" if upper < 0 else "above" if lower > 0 else "reproduced"
+
+
+def _paper_means(suite: str, method: str) -> pd.Series:
+    """Per-task published means from the shipped paper tables (raw scores), when there are any."""
+    if suite == "atari26":
+        rows = reference.table("atari100k_published.csv")
+        return rows[rows["method"] == method].set_index("task")["score"]
+    if suite == "crafter":
+        board = reference.table("crafter_scoreboard.csv")
+        board = board[board["method"].str.lower() == method.lower()]
+        return pd.Series(board["score_pct"].to_numpy(), index=["crafter_reward"] * len(board))
+    return pd.Series(dtype=float)
+
+
+def reproduction(table: pd.DataFrame, new: str, published: str, suite: str, reps: int, seed: int) -> pd.DataFrame:
+    """Per task: published vs new mean (raw) with CIs, ratio, difference CI and verdict."""
+    usable = table[~table["excluded"]]
+    new_runs = usable[usable["label"] == new]
+    old_runs = usable[usable["label"] == published]
+    paper = _paper_means(suite, published) if old_runs.empty else pd.Series(dtype=float)
+    rows = []
+    for task in sorted(set(table.loc[table["label"] == new, "task"])):
+        x = new_runs.loc[new_runs["task"] == task, "raw"].to_numpy()
+        y = old_runs.loc[old_runs["task"] == task, "raw"].to_numpy()
+        row = {"task": task, "published": published, "new": new, "published_runs": len(y), "new_runs": len(x)}
+        if len(y) == 0 and task in paper.index:
+            y = np.array([float(paper[task])])
+            row.update(published_runs=0, published_from="paper table")
+        else:
+            row["published_from"] = "per-run data"
+        if len(x) == 0 or len(y) == 0:
+            row["verdict"] = "n/a (no usable new runs)" if len(x) == 0 else "n/a (no published runs)"
+            rows.append(row)
+            continue
+        old = stats.mean_interval(y, reps, seed)
+        fresh = stats.mean_interval(x, reps, seed)
+        diff = stats.difference_interval(x[:, None], y[:, None], "mean", reps, seed)
+        row.update(published_mean=old[0], published_lower=old[1], published_upper=old[2],
+                   new_mean=fresh[0], new_lower=fresh[1], new_upper=fresh[2],
+                   ratio=fresh[0] / old[0] if old[0] > 0 else np.nan,
+                   diff=diff[0], diff_lower=diff[1], diff_upper=diff[2], verdict=verdict(diff[1], diff[2]))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def reproduction_aggregate(table: pd.DataFrame, new: str, published: str, reps: int, seed: int) -> pd.DataFrame:
+    """Per suite: IQM and mean of normalised scores, new vs published on the tasks both have usable runs of."""
+    usable = table[~table["excluded"]]
+    tasks = sorted(set(usable.loc[usable["label"] == new, "task"]) & set(usable.loc[usable["label"] == published, "task"]))
+    if not tasks:
+        return pd.DataFrame()
+    x = matrix(usable[usable["label"] == new], "score", tasks)
+    y = matrix(usable[usable["label"] == published], "score", tasks)
+    rows = []
+    for metric in ("iqm", "mean"):
+        new_est = stats.interval_estimates(x, [metric], reps, seed)[metric]
+        old_est = stats.interval_estimates(y, [metric], reps, seed)[metric]
+        diff = stats.difference_interval(x, y, metric, reps, seed)
+        rows.append({"metric": metric, "tasks": len(tasks), "published": published, "new": new,
+                     "published_value": old_est[0], "published_lower": old_est[1], "published_upper": old_est[2],
+                     "new_value": new_est[0], "new_lower": new_est[1], "new_upper": new_est[2],
+                     "ratio": new_est[0] / old_est[0] if old_est[0] > 0 else np.nan,
+                     "diff_lower": diff[1], "diff_upper": diff[2], "verdict": verdict(diff[1], diff[2])})
+    return pd.DataFrame(rows)
+
+
+def compute(runs: pd.DataFrame) -> pd.DataFrame:
+    """What each new run cost, from its meta.json."""
+    columns = ["suite", "task", "method", "seed", "state", "device", "wall_hours", "gpu_hours", "cpu_hours"]
+    return runs.loc[runs["source"] == "new", columns].sort_values(["method", "task", "seed"])
+
+
+# ---------------------------------------------------------------- writers
+
+def _cell(value: object) -> str:
+    """Numbers as a table shows them: 3 significant digits, whole numbers from 1,000 on."""
+    if isinstance(value, (float, np.floating)):
+        if np.isnan(value):
+            return "–"
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+    return str(value)
+
+
+def with_ci(frame: pd.DataFrame, point: str, lower: str, upper: str) -> list[str]:
+    """'point [lower, upper]' cells."""
+    return [f"{_cell(p)} [{_cell(lo)}, {_cell(hi)}]" if not pd.isna(p) else "–"
+            for p, lo, hi in zip(frame.get(point, []), frame.get(lower, []), frame.get(upper, []))]
+
+
+def markdown(frame: pd.DataFrame) -> str:
+    if frame.empty:
+        return "(none)\n"
+    header = "| " + " | ".join(map(str, frame.columns)) + " |"
+    rule = "|" + "---|" * len(frame.columns)
+    body = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *body]) + "\n"
+
+
+def latex(frame: pd.DataFrame) -> str:
+    def escape(text: str) -> str:
+        return "".join("\\" + c if c in "&%$#_{}" else c for c in text)
+    lines = ["\\begin{tabular}{" + "l" * len(frame.columns) + "}", "\\toprule",
+             " & ".join(escape(str(c)) for c in frame.columns) + " \\\\", "\\midrule"]
+    lines += [" & ".join(escape(_cell(v)) for v in row) + " \\\\" for row in frame.itertuples(index=False)]
+    return "\n".join(lines + ["\\bottomrule", "\\end{tabular}"]) + "\n"
+
+
+def write(frame: pd.DataFrame, folder: Path, name: str, shown: pd.DataFrame | None = None) -> None:
+    """tables/<name>.csv (all numbers) and tables/<name>.tex (the shown columns)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(folder / f"{name}.csv", index=False)
+    (folder / f"{name}.tex").write_text(latex(frame if shown is None else shown))
