@@ -109,7 +109,8 @@ def test_resubmitting_a_finished_plan_does_nothing(finished_plan):
 # How a running job gets stopped: SIGUSR2 as before a time limit, or a job of the higher-priority
 # partition `urgent` that needs every CPU, which makes SLURM preempt (SIGTERM) and requeue the run.
 STOPS = {"scancel --signal=USR2": lambda job: ["scancel", "--signal=USR2", job],
-         "preempted by a job of a higher partition": lambda job: ["sbatch", "-p", "urgent", "-c", "2", "--wrap", "true"]}
+         "preempted by a job of a higher partition":
+             lambda job: ["sbatch", "-p", "urgent", "-c", "2", "-o", "/dev/null", "--wrap", "true"]}
 
 
 @pytest.mark.parametrize("stop", STOPS)
