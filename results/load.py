@@ -46,6 +46,7 @@ class Data:
     episodes: pd.DataFrame
     runs: pd.DataFrame
     warnings: list[str] = field(default_factory=list)
+    origin: str = ""  # the file or run directory it came from, when it is one
 
     def select(self, suite: str | None = None, methods: list[str] | None = None) -> "Data":
         """The rows of one suite and/or some methods."""
@@ -61,13 +62,22 @@ class Data:
 
 
 def concat(parts: list[Data]) -> Data:
+    """One Data from several; a run found twice (same suite, task, method, seed and source in two
+    places) is kept once, from the first place, with a warning."""
     episodes = [p.episodes for p in parts if len(p.episodes)]
-    runs = [p.runs for p in parts if len(p.runs)]
-    return Data(
-        pd.concat(episodes, ignore_index=True) if episodes else pd.DataFrame(columns=COLUMNS),
-        pd.concat(runs, ignore_index=True) if runs else pd.DataFrame(columns=RUN_KEYS),
-        [w for p in parts for w in p.warnings],
-    )
+    runs = pd.DataFrame([r for p in parts for r in p.runs.to_dict("records")], columns=parts[0].runs.columns
+                        if parts and len(parts[0].runs.columns) else RUN_KEYS)
+    warnings = [w for p in parts for w in p.warnings]
+    episodes = pd.concat(episodes, ignore_index=True) if episodes else pd.DataFrame(columns=COLUMNS + ["origin"])
+    twice = runs.duplicated(RUN_KEYS)
+    for run in runs[twice].itertuples():
+        first = runs.loc[(runs[RUN_KEYS] == [getattr(run, k) for k in RUN_KEYS]).all(axis=1), "origin"].iloc[0]
+        warnings.append(f"run {run.suite}/{run.method}/{run.task}/seed{run.seed} is in both {first} and "
+                        f"{run.origin}; only the first counts")
+    if twice.any():
+        runs = runs[~twice]
+        episodes = episodes.merge(runs[RUN_KEYS + ["origin"]], on=RUN_KEYS + ["origin"])
+    return Data(episodes, runs.reset_index(drop=True), warnings)
 
 
 def load(paths: list[str | Path], suite: str | None = None) -> Data:
@@ -77,6 +87,8 @@ def load(paths: list[str | Path], suite: str | None = None) -> Data:
         if not path.exists():
             raise FileNotFoundError(f"no such file or directory: {path}")
         parts.extend(_load_any(path, suite))
+    seen: set[str] = set()  # a file or run directory named twice (a folder and a file in it) loads once
+    parts = [p for p in parts if not (p.origin in seen or seen.add(p.origin))]
     data = concat(parts)
     return data.select(canonical_suite(suite)) if suite else data
 
@@ -85,9 +97,12 @@ def _load_any(path: Path, suite: str | None) -> list[Data]:
     if path.is_file():
         if path.name in RUN_FILES:
             return _load_any(path.parent, suite)
-        file_suite = _index_entry(path).get("suite") or _suite_from_name(path)
-        if suite and file_suite and SUITE_FAMILY[file_suite] != SUITE_FAMILY[canonical_suite(suite)]:
+        indexed = _index_entry(path).get("suite")
+        if suite and indexed and indexed != canonical_suite(suite):
             return []  # another suite's file: not worth parsing
+        named = _suite_from_name(path)
+        if suite and named and SUITE_FAMILY[named] != SUITE_FAMILY[canonical_suite(suite)]:
+            return []
         return [load_published_file(path, suite)]
     if (path / "scores.jsonl").exists() or (path / "status.json").exists():
         return [load_run(path, suite)]
@@ -147,7 +162,7 @@ def load_run(path: Path, suite: str | None = None) -> Data:
     episodes["source"] = source
     episodes["origin"] = str(path)
     info["source"] = source
-    return Data(episodes, pd.DataFrame([info]))
+    return Data(episodes, pd.DataFrame([info]), origin=str(path.resolve()))
 
 
 # ---------------------------------------------------------------- published files
@@ -201,7 +216,7 @@ def load_published_file(path: Path, suite: str | None = None) -> Data:
     runs = episodes.drop_duplicates(["suite", "task", "method", "seed"])[["suite", "task", "method", "seed"]]
     runs = pd.DataFrame([published_run_info(r, entry, str(path)) for r in runs.to_dict("records")])
     runs["source"] = "published"
-    return Data(episodes, runs, warnings)
+    return Data(episodes, runs, warnings, origin=str(path.resolve()))
 
 
 def _seed(value: Any) -> int | str:

@@ -36,7 +36,7 @@ def save(fig: plt.Figure, folder: Path, name: str, tight: bool = True) -> list[P
 
 def binned_curves(episodes: pd.DataFrame, labels: pd.Series, budget: float, bins: int = BINS) -> pd.DataFrame:
     """Mean episode score per run in `bins` equal bins of [0, budget] frames, carried forward over empty
-    bins. Each label uses its train episodes, or its periodic evaluations if it logged no training
+    bins up to the run's last episode. Each label uses its train episodes, or its periodic evaluations if it logged no training
     episodes. Columns: label, task, seed, bin, step (bin end), score."""
     curves = episodes[(episodes["mode"] != "final") & (episodes["step"] <= budget)].copy()
     curves["label"] = labels.reindex(curves.index)
@@ -44,7 +44,9 @@ def binned_curves(episodes: pd.DataFrame, labels: pd.Series, budget: float, bins
     curves = curves[(curves["mode"] == "train") | ~has_train]
     curves["bin"] = np.minimum((curves["step"] / budget * bins).astype(int), bins - 1)
     means = curves.groupby(["label", "task", "seed", "bin"])["score"].mean().unstack("bin")
+    last_bin = curves.groupby(["label", "task", "seed"])["bin"].max().reindex(means.index)
     means = means.reindex(columns=range(bins)).ffill(axis=1)
+    means = means.where(np.arange(bins)[None, :] <= last_bin.to_numpy()[:, None])  # not past a run's end
     long = means.stack(future_stack=True).rename("score").reset_index()
     long["step"] = (long["bin"] + 1) * budget / bins
     return long
@@ -68,11 +70,14 @@ def learning_curves(curves: pd.DataFrame, finals: pd.DataFrame, per_task: pd.Dat
     Flagged runs are dashed."""
     columns = min(5, len(tasks))
     rows = int(np.ceil(len(tasks) / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.5 * rows + 0.8), squeeze=False)
+    final_labels = [l for l in colors if l in set(per_task["method"]) - set(curves["label"])]
+    per_row = max(3, min(7, 2 * columns))
+    legend_rows = int(np.ceil((curves["label"].nunique() + len(final_labels)) / per_row))
+    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.5 * rows + 1.0 + 0.25 * legend_rows),
+                             squeeze=False)
     excluded = finals[finals["excluded"]]
     flagged = set(zip(excluded["label"], excluded["task"]))
     end = curves["step"].max() if len(curves) else 1.0
-    final_labels = [l for l in colors if l in set(per_task["method"]) - set(curves["label"])]
     offsets = dict(zip(final_labels, end * (1 + 0.05 * (np.arange(len(final_labels)) / max(len(final_labels), 1)))))
     for ax, task in zip(axes.flat, tasks):
         for label, group in curves[curves["task"] == task].groupby("label"):
@@ -90,19 +95,17 @@ def learning_curves(curves: pd.DataFrame, finals: pd.DataFrame, per_task: pd.Dat
         ax.yaxis.set_major_formatter(EngFormatter(sep=""))
     for ax in list(axes.flat)[len(tasks):]:
         ax.axis("off")
-    fig.supxlabel(xlabel, fontsize=9, y=(0.3 + 0.25 * int(np.ceil(len(set(curves["label"]) | set(final_labels)) / 7)))
-                  / fig.get_figheight())
     handles = {}
     for ax in axes.flat:
         for handle, text in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(text, handle)
-    legend_rows = int(np.ceil(len(handles) / 7))
-    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=min(7, len(handles)), fontsize=9,
-               frameon=False)
-    bottom = (0.35 + 0.25 * legend_rows) / fig.get_figheight()
-    fig.subplots_adjust(left=0.05, right=0.98, top=1 - 0.35 / fig.get_figheight(), bottom=bottom + 0.45 / fig.get_figheight(),
+    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=per_row, fontsize=9, frameon=False)
+    height = fig.get_figheight()
+    fig.supxlabel(xlabel, fontsize=9, y=(0.3 + 0.25 * legend_rows) / height)
+    fig.subplots_adjust(left=0.05, right=0.98, top=1 - 0.35 / height, bottom=(0.8 + 0.25 * legend_rows) / height,
                         hspace=0.45, wspace=0.3)
-    return save(fig, folder, name, tight=False)
+    # Cropping draws the figure twice: worth it only for small grids, where the legend may be wider.
+    return save(fig, folder, name, tight=len(tasks) <= 10)
 
 
 def aggregate_intervals(aggregates: pd.DataFrame, colors: dict[str, tuple], folder: Path, name: str,
