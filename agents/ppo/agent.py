@@ -139,11 +139,13 @@ class PPOAgent:
         self.updates = 0
 
     def cpu_threads(self, setting: int | str) -> int:
-        """'auto': every core this process may use for the CNN; one thread for the tiny MLPs, whose
-        matrix products are too small to split and which slow down many-fold when cores are shared."""
+        """'auto': half the cores this process may use for the CNN, leaving the rest to the env worker
+        processes; one thread for the small MLPs, whose products are too small to split. Measured on a
+        busy 2-core machine: two threads made both acting and updating 7-20x slower than one, because
+        torch's threads wait on cores that env workers and other processes hold."""
         if setting != "auto":
             return int(setting)
-        return len(os.sched_getaffinity(0)) if self.obs.image_key else 1
+        return max(1, len(os.sched_getaffinity(0)) // 2) if self.obs.image_key else 1
 
     @property
     def action_dtype(self) -> torch.dtype:
