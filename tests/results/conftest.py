@@ -1,0 +1,54 @@
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+PUBLISHED = REPO / ".." / "shared" / "data" / "published"
+
+
+@pytest.fixture(scope="session")
+def published() -> Path:
+    """The published score files (read-only, beside the repository). Missing data is a failure, not a skip."""
+    assert PUBLISHED.is_dir(), f"published score data not found at {PUBLISHED.resolve()}"
+    return PUBLISHED.resolve()
+
+
+def write_run(root: Path, suite: dict, agent: str, task: str, seed: int, episodes: list[dict],
+              state: str = "done", step: int | None = None, overrides: dict | None = None,
+              compute: dict | None = None) -> Path:
+    """A run directory in the format the harness writes (notes/RUNDIR.md, format 1)."""
+    run = root / suite["name"] / agent / task / f"seed{seed}"
+    run.mkdir(parents=True)
+    budget = suite["protocol"]["budget"] * suite["protocol"]["action_repeat"]
+    config = {"format": 1, "suite": suite, "agent": {"name": agent}, "task": task, "seed": seed,
+              "protocol_overrides": overrides or {}}
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    (run / "status.json").write_text(json.dumps({"state": state, "step": budget if step is None else step,
+                                                 "budget": budget}))
+    (run / "meta.json").write_text(json.dumps({"format": 1, "device": "gpu: NVIDIA H100",
+                                               "compute": compute or {"wall_seconds": 3600.0,
+                                                                      "cpu_seconds": 1800.0,
+                                                                      "gpu_seconds": 3600.0}}))
+    (run / "scores.jsonl").write_text("".join(json.dumps(e) + "\n" for e in episodes))
+    return run
+
+
+def atari26_suite(**protocol) -> dict:
+    """The atari26 suite section of a run config (as harness/config/suite/atari26.yaml resolves)."""
+    base = {"budget": 100000, "action_repeat": 4, "episode_cap": 108000, "eval_every": 0, "eval_episodes": 0,
+            "final_eval_episodes": 100,
+            "final_score": {"rule": "train_window", "start": 390000, "end": 400000, "second": "eval_after_training"},
+            "normaliser": "atari_human"}
+    return {"name": "atari26", "tasks": [], "protocol": {**base, **protocol}}
+
+
+@pytest.fixture
+def make_run():
+    return write_run
+
+
+@pytest.fixture
+def atari26():
+    return atari26_suite
