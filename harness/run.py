@@ -111,6 +111,8 @@ def main(argv: list[str]) -> int:
         cfg = compose(args)
         specs = make_plan(cfg)
         decisions = triage(specs, cfg.force)
+        launcher = resolve(cfg.launcher.factory)(OmegaConf.to_container(cfg.launcher, resolve=True),
+                                                 OmegaConf.to_container(cfg, resolve=True))
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -126,9 +128,6 @@ def main(argv: list[str]) -> int:
     for spec, action in todo:
         prepare(spec, action)
     os.environ["DREAMERBENCH_COMMAND"] = shlex.join(["python", "-m", "harness.run", *argv])
-    launcher_config = OmegaConf.to_container(cfg.launcher, resolve=True)
-    root_config = OmegaConf.to_container(cfg, resolve=True)
-    launcher = resolve(cfg.launcher.factory)(launcher_config, root_config)
     return launcher.launch([s for s, _ in todo])
 
 

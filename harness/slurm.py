@@ -158,12 +158,12 @@ def query_states(job_ids: Iterable[str]) -> dict[str, str]:
     return {job: found.get(job, "unknown") for job in wanted}
 
 
-def slurm_states(run_dirs: Iterable[Path]) -> dict[Path, str]:
-    """'<job id> <state>' of each run that was submitted to SLURM, for `harness.status`.
+def slurm_states(run_dirs: Iterable[Path]) -> dict[Path, tuple[str, bool]]:
+    """('<job id> <state>', lost) of each run that was submitted to SLURM, for `harness.status`.
 
     A run that was stopped by a signal and waits in the queue again shows as 'requeued'; a job that
-    ended before its run recorded an outcome (a failing setup line, scancel, out of memory) shows
-    the log of the job.
+    ended before its run recorded an outcome (a failing setup line, scancel, out of memory) is
+    `lost` and shows the log of the job.
     """
     statuses = {Path(d): RunDir(d).read_status() for d in run_dirs}
     jobs = {d: s["slurm_job_id"] for d, s in statuses.items() if s.get("slurm_job_id")}
@@ -172,11 +172,12 @@ def slurm_states(run_dirs: Iterable[Path]) -> dict[Path, str]:
     for run_dir, job in jobs.items():
         state = states[job]
         run_state = statuses[run_dir].get("state")
+        lost = state not in ACTIVE | {"unknown"} and run_state in ("pending", "running")
         if state == "pending" and run_state == "preempted":
             state = "requeued"
-        elif state not in ACTIVE | {"unknown"} and run_state in ("pending", "running"):
+        elif lost:
             state += f" (log: {statuses[run_dir].get('slurm_log')})"
-        shown[run_dir] = f"{job} {state}"
+        shown[run_dir] = (f"{job} {state}", lost)
     return shown
 
 

@@ -29,12 +29,15 @@ def age_seconds(status: dict[str, Any]) -> float | None:
     return (dt.datetime.now(dt.timezone.utc) - dt.datetime.fromisoformat(status["updated_at"])).total_seconds()
 
 
-def row(run: RunDir, root: Path, slurm: str = "") -> dict[str, str]:
+def row(run: RunDir, root: Path, slurm: tuple[str, bool] = ("", False)) -> dict[str, str]:
     status = run.read_status()
     age = age_seconds(status)
     state = status.get("state", "pending")
     if state == "running" and age is not None and age > STALE_AFTER:
         state = "stale"
+    slurm_text, job_lost = slurm
+    if job_lost:  # its SLURM job ended before the run could say how it went
+        state = "failed"
     budget = status.get("budget") or 0
     step = status.get("step") or 0
     score = status.get("last_score")
@@ -42,7 +45,7 @@ def row(run: RunDir, root: Path, slurm: str = "") -> dict[str, str]:
     return {
         "run": str(run.path.relative_to(root)) if run.path.is_relative_to(root) else str(run.path),
         "state": state,
-        "slurm job": slurm,
+        "slurm job": slurm_text,
         "progress": f"{format_count(step)}/{format_count(budget)} ({100 * step / budget:.0f}%)" if budget else "-",
         "last score": f"{score:.4g}" if score is not None else "-",
         "steps/s": format_count(rate) if rate else "-",
@@ -72,7 +75,7 @@ def main(argv: list[str]) -> int:
         print(f"no runs under {args.root}")
         return 0
     slurm = slurm_states(run.path for run in runs)  # empty unless a run was submitted to SLURM
-    rows = [row(run, args.root, slurm.get(run.path, "")) for run in runs]
+    rows = [row(run, args.root, slurm.get(run.path, ("", False))) for run in runs]
     print_table(rows)
     counts = {s: sum(r["state"] == s for r in rows) for s in dict.fromkeys(r["state"] for r in rows)}
     print(f"{len(rows)} runs: " + ", ".join(f"{n} {s}" for s, n in counts.items()))

@@ -19,6 +19,7 @@ CASES = [
     (["run.parallel_envs=maybe"], "invalid value for 'run.parallel_envs'", "auto, true or false"),
     (["force=yes"], "invalid value for 'force'", "true or false"),
     (["suite"], "expected key=value, got 'suite'", "--help"),
+    (["launcher=slurm"], "launcher=slurm needs a cluster profile: cluster=<name>", "local"),
 ]
 
 
