@@ -119,7 +119,8 @@ class PPOAgent:
         self.net = ActorCritic(self.obs.image_shape, self.obs.vector_dim, action_dim, self.continuous, cfg["hidden"])
         self.net.to(self.torch_device)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=cfg["lr"], eps=1e-5)
-        self.generator = torch.Generator(self.torch_device).manual_seed(seed)  # actions and minibatches
+        self.generator = torch.Generator(self.torch_device).manual_seed(seed)  # training actions, minibatches
+        self.eval_generator = torch.Generator(self.torch_device).manual_seed(seed + 1)  # evaluation leaves it be
 
         specs = {
             "vector": ((num_envs, self.obs.vector_dim), torch.float32),
@@ -157,7 +158,7 @@ class PPOAgent:
             image = self.obs.image(obs, state) if self.obs.image_key else None
             vector = self.obs.vector(obs, update_stats=mode == "train")
             head = self.net.policy(image, vector)
-            action = self.net.sample(head, self.generator)
+            action = self.net.sample(head, self.generator if mode == "train" else self.eval_generator)
             logp = self.net.distribution(head).log_prob(action)
         env_action = action.cpu().numpy()
         if self.continuous:  # the env gets the clipped action, the loss the sampled one (CleanRL's ClipAction)
@@ -275,6 +276,7 @@ class PPOAgent:
                 "net": self.net.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
                 "generator": self.generator.get_state(),
+                "eval_generator": self.eval_generator.get_state(),
                 "buffer": self.buffer.state_dict(),
                 "obs_rms": self.obs.rms.state_dict(),
                 "reward_rms": self.reward_rms.state_dict(),
@@ -291,6 +293,7 @@ class PPOAgent:
         self.net.load_state_dict(state["net"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"].cpu())
+        self.eval_generator.set_state(state["eval_generator"].cpu())
         self.buffer.load_state_dict(state["buffer"])
         self.obs.rms.load_state_dict(state["obs_rms"])
         self.reward_rms.load_state_dict(state["reward_rms"])

@@ -131,6 +131,7 @@ def test_checkpoint_round_trip_continues_identically(tmp_path, vector_driver):
     restored.load(tmp_path)
     for _ in range(30):  # crosses the next update
         obs = copy.deepcopy(driver.obs)
+        agent.act(obs, None, "eval")  # evaluation draws from its own generator: training is unaffected
         driver.run(agent, 1)
         action, _ = restored.act(obs, None, "train")
         np.testing.assert_array_equal(action, driver.last_action)
