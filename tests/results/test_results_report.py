@@ -1,0 +1,85 @@
+"""The report end to end: a harness run beside published runs, verdicts, outputs, errors."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from results.report import main
+
+REPS = ["--reps", "500"]
+
+
+def test_harness_run_shows_up_beside_published_runs(tmp_path, published, run_cli):
+    root, out = tmp_path / "runs", tmp_path / "report"
+    run_cli("harness.run", "suite=atari26", "task=pong", "agent=random", "steps=1000", "seeds=1",
+            f"root={root}", "suite.protocol.final_eval_episodes=1", cwd=tmp_path)
+    run_cli("results.report", str(root), "--suite", "atari100k", "--compare", "published",
+            "--published", str(published), "--out", str(out), *REPS, cwd=tmp_path)
+    report = (out / "report.md").read_text()
+    per_task_section = report.split("### Per task (raw score")[1]
+    header = next(line for line in per_task_section.splitlines() if line.startswith("| task |"))
+    pong = next(line for line in per_task_section.splitlines() if line.startswith("| pong |"))
+    assert header.startswith("| task | random (new) | curl |")  # our run first, the published runs beside it
+    assert pong.startswith("| pong | -20 [-20, -20] (1, flagged) |")
+    per_task = pd.read_csv(out / "tables/atari26_per_task.csv")
+    assert {"random (new)", "iris", "dreamerv3", "spr"} <= set(per_task.loc[per_task["task"] == "pong", "method"])
+    runs = pd.read_csv(out / "tables/atari26_runs.csv")
+    assert runs["flags"].str.contains("protocol overridden: protocol.budget 1000 \\(paper 100000\\)").all()
+    assert "random (new) is left out of the aggregates" in report
+    compute = pd.read_csv(out / "tables/atari26_compute.csv")
+    assert len(compute) == 1 and compute["device"].str.startswith("cpu").all() and compute["wall_hours"].gt(0).all()
+    for name in ("curves", "aggregates", "profiles", "improvement", "sample_efficiency"):
+        assert (out / f"plots/atari26_{name}.png").stat().st_size > 10_000
+        assert (out / f"plots/atari26_{name}.pdf").stat().st_size > 5_000
+    assert (out / "tables/atari26_aggregates.tex").read_text().startswith("\\begin{tabular}")
+
+
+def iris_runs(published, tmp_path, make_run, atari26, change=None):
+    """Run directories of an agent named 'iris' whose evaluation after training scores IRIS's published runs."""
+    change = change or {}
+    per_game = json.loads((published / "atari100k_runs/IRIS.json").read_text())
+    for game, scores in per_game.items():
+        for seed, score in enumerate(scores):
+            score = change.get(game, lambda s: s)(score)
+            make_run(tmp_path / "runs", atari26(final_score={"rule": "eval_after_training"}), "iris", game,
+                     seed, [{"step": 400000, "episode/score": score, "mode": "eval", "final": True}])
+    return tmp_path / "runs"
+
+
+def test_verdicts_against_per_run_published_data(tmp_path, published, make_run, atari26):
+    runs = iris_runs(published, tmp_path, make_run, atari26,
+                     change={"Boxing": lambda s: s + 100, "Breakout": lambda s: 0.0})
+    out = tmp_path / "report"
+    assert main([str(runs), "--suite", "atari26", "--compare", "published", "--published", str(published),
+                 "--methods", "iris", "--out", str(out), *REPS]) == 0
+    verdicts = pd.read_csv(out / "tables/atari26_reproduction_iris.csv").set_index("task")
+    assert verdicts.loc["boxing", "verdict"] == "above" and verdicts.loc["breakout", "verdict"] == "below"
+    same = verdicts.drop(index=["boxing", "breakout"])
+    assert (same["verdict"] == "reproduced").all() and len(same) == 24
+    assert same["ratio"].to_numpy() == pytest.approx(1.0) and (same["published_runs"] == 5).all()
+    aggregate = pd.read_csv(out / "tables/atari26_reproduction_aggregate_iris.csv").set_index("metric")
+    assert aggregate.loc["iqm", "tasks"] == 26 and aggregate.loc["iqm", "published_value"] == pytest.approx(0.501, abs=5e-4)
+    report = (out / "report.md").read_text()
+    assert "| iris (new) | new | 130 | 130 | 26 | mean of the evaluation episodes after training | atari_human |" in report
+    assert "dreamerv3" not in report  # --methods keeps iris and its published counterpart only
+
+
+def test_verdicts_against_the_paper_table(tmp_path, published, make_run, atari26):
+    runs = iris_runs(published, tmp_path, make_run, atari26)
+    out = tmp_path / "report"
+    assert main([str(runs), "--suite", "atari26", "--compare", "published", "--out", str(out), "--no-plots",
+                 *REPS]) == 0
+    verdicts = pd.read_csv(out / "tables/atari26_reproduction_iris.csv")
+    assert (verdicts["published_from"] == "paper table").all() and len(verdicts) == 26
+    assert (verdicts["verdict"] == "reproduced").mean() > 0.9
+    assert "shipped paper tables" in (out / "report.md").read_text()
+
+
+def test_errors_name_the_valid_choices(tmp_path, published):
+    with pytest.raises(ValueError, match="valid suites"):
+        main([str(published / "atari100k_runs/IRIS.json"), "--suite", "atari100m", "--out", str(tmp_path)])
+    with pytest.raises(ValueError, match="loaded methods: iris"):
+        main([str(published / "atari100k_runs/IRIS.json"), "--methods", "iris2", "--out", str(tmp_path)])
+    with pytest.raises(FileNotFoundError):
+        main([str(tmp_path / "nothing"), "--out", str(tmp_path)])
