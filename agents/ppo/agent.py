@@ -30,7 +30,7 @@ from agents.ppo.rollout import RolloutBuffer, gae
 
 HARNESS_KEYS = {"name", "factory", "requires", "extra", "envs"}
 VARIANTS = ("discrete", "continuous")
-VARIANT_KEYS = {"rollout", "epochs", "minibatches", "lr", "clip", "clip_value", "ent_coef", "obs_norm", "reward_norm"}
+VARIANT_KEYS = {"rollout", "epochs", "minibatches", "lr", "clip", "clip_value", "ent_coef", "obs_norm", "rewards"}
 SHARED_KEYS = {
     "device", "threads", "anneal_lr", "anneal_steps", "gamma", "lam", "vf_coef", "max_grad_norm", "norm_adv",
     "target_kl", "hidden", "cnn_keys", "mlp_keys", "image_size", "grayscale", "frame_stack",
@@ -38,7 +38,8 @@ SHARED_KEYS = {
 POSITIVE_INTS = ("rollout", "epochs", "minibatches", "frame_stack", "anneal_steps")
 UNIT_FLOATS = ("gamma", "lam")
 NON_NEGATIVE_FLOATS = ("lr", "clip", "ent_coef", "vf_coef", "max_grad_norm")
-BOOLS = ("anneal_lr", "clip_value", "norm_adv", "obs_norm", "reward_norm", "grayscale")
+BOOLS = ("anneal_lr", "clip_value", "norm_adv", "obs_norm", "grayscale")
+REWARDS = ("raw", "sign", "normalise")
 
 
 def variant(config: dict[str, Any], continuous: bool) -> dict[str, Any]:
@@ -82,6 +83,8 @@ class PPOAgent:
             for key in BOOLS:
                 if not isinstance(cfg[key], bool):
                     raise ValueError(f"agent.{key} must be true or false, got {cfg[key]!r}")
+            if cfg["rewards"] not in REWARDS:
+                raise ValueError(f"agent.rewards must be one of {', '.join(REWARDS)}, got {cfg['rewards']!r}")
             if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(cfg["device"])):
                 raise ValueError(f"agent.device must be auto, cpu, cuda or cuda:N, got {cfg['device']!r}")
             if cfg["threads"] != "auto" and not (isinstance(cfg["threads"], int) and cfg["threads"] >= 1):
@@ -180,10 +183,13 @@ class PPOAgent:
         self.env_steps += int((~flags["is_first"]).sum())
 
     def scale_reward(self, step: dict[str, np.ndarray]) -> np.ndarray:
-        """Divide by the running std of the discounted return (gymnasium's NormalizeReward), clip to +-10."""
+        """The reward PPO trains on: raw; its sign (ppo_atari.py's ClipRewardEnv); or divided by the
+        running std of the discounted return and clipped to +-10 (gymnasium's NormalizeReward)."""
         reward = np.asarray(step["reward"], np.float64)
-        if not self.cfg["reward_norm"]:
+        if self.cfg["rewards"] == "raw":
             return reward
+        if self.cfg["rewards"] == "sign":
+            return np.sign(reward)
         first = np.asarray(step["is_first"], bool)  # reset steps carry no real reward
         self.discounted = np.where(first, 0.0, self.discounted * self.cfg["gamma"] + reward)
         self.reward_rms.update(self.discounted[~first])

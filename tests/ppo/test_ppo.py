@@ -146,7 +146,7 @@ def test_continuous_variant_on_pendulum_keeps_actions_in_bounds(vector_driver):
     driver = vector_driver("Pendulum-v1", num_envs=2, seed=0)
     config = ppo_config(continuous={"rollout": 64, "minibatches": 4})
     agent = PPOAgent(config, driver.obs_space, driver.act_space, 2, seed=0)
-    assert agent.cfg["obs_norm"] and agent.cfg["reward_norm"] and agent.cfg["clip"] == 0.2
+    assert agent.cfg["obs_norm"] and agent.cfg["rewards"] == "normalise" and agent.cfg["clip"] == 0.2
     metrics = driver.run(agent, 64 + 1)
     assert len(metrics) == 1 and np.isfinite(list(metrics[0].values())).all()
     action, _ = agent.act(driver.obs, None, "eval")
@@ -167,7 +167,8 @@ def test_variant_merges_the_action_space_section():
      ({"lr": 0.1}, "agent.lr depends on the action space: set agent.discrete.lr or agent.continuous.lr"),
      ({"continuous": {"learning_rate": 0.1}}, "unknown PPO setting(s) ['learning_rate'] in agent.continuous"),
      ({"device": "tpu"}, "agent.device must be auto, cpu, cuda or cuda:N"),
-     ({"image_size": 16}, "agent.image_size must be null or an integer >= 36")],
+     ({"image_size": 16}, "agent.image_size must be null or an integer >= 36"),
+     ({"continuous": {"rewards": "clip"}}, "agent.rewards must be one of raw, sign, normalise")],
 )
 def test_bad_settings_raise_a_clear_error(change, message):
     config = ppo_config(**change)
@@ -181,3 +182,18 @@ def test_the_cli_rejects_bad_settings_before_writing_anything(tmp_path, run_cli)
     result = run_cli("harness.run", *args, cwd=tmp_path, check=False)
     assert result.returncode != 0 and "agent.clip must be a non-negative number" in result.stdout + result.stderr
     assert not any(tmp_path.iterdir())
+
+
+def test_reward_transforms(vector_driver):
+    driver = vector_driver("CartPole-v1", num_envs=2, seed=0)
+    rewards = np.array([3.0, -0.5])
+    steps = [{"reward": np.array([0.0, -0.5]), "is_first": np.array([True, False])}]  # env 0 starts an episode
+    steps += [{"reward": rewards, "is_first": np.array([False, False])}] * 3
+    sign = PPOAgent(ppo_config(discrete={"rewards": "sign"}), driver.obs_space, driver.act_space, 2, seed=0)
+    assert sign.scale_reward(steps[1]).tolist() == [1.0, -1.0]
+    normalise = PPOAgent(ppo_config(discrete={"rewards": "normalise"}), driver.obs_space, driver.act_space, 2, seed=0)
+    scaled = [normalise.scale_reward(step) for step in steps]
+    # Discounted returns per env; env 0's reset step has no reward and does not enter the statistics.
+    returns = [3.0, 3 * 0.99 + 3, (3 * 0.99 + 3) * 0.99 + 3, -0.5, -0.5 * 0.99 - 0.5,
+               (-0.5 * 0.99 - 0.5) * 0.99 - 0.5, ((-0.5 * 0.99 - 0.5) * 0.99 - 0.5) * 0.99 - 0.5]
+    np.testing.assert_allclose(scaled[-1], rewards / np.std(returns), rtol=1e-3)
