@@ -197,10 +197,10 @@ def cases() -> list[tuple[str, str, Callable[[], dict[str, Runner]], int]]:
         ("atari26", "pong", lambda: atari("atari26", "pong"), 5000),
         ("atari57", "pong", lambda: atari("atari57", "pong"), 5000),
         ("dmc_proprio", "walker_walk", lambda: dmc("dmc_proprio", "walker_walk"), 5000),
-        ("dmc_vision", "walker_walk", lambda: dmc("dmc_vision", "walker_walk"), 500),
+        ("dmc_vision", "walker_walk", lambda: dmc("dmc_vision", "walker_walk"), 300),
         ("crafter", "crafter_reward", lambda: {
             "raw": crafter_runner(), "suite": gym_runner(load_suite("crafter").make_env("crafter_reward", 0, "train"))},
-         5000),
+         2000),  # a random player dies every ~200 steps and world generation (untimed) takes ~1 s
     ]
 
 

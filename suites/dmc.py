@@ -10,7 +10,7 @@ Rendering is headless: `MUJOCO_GL` is chosen before dm_control is imported (egl 
 context, else osmesa; a value the user set is kept). Images are rendered with a 256-pixel shadow map
 and no multisampling (the defaults, 2048-pixel shadows and 4x MSAA, cost four times more on a CPU
 rasteriser) by `Camera`, which draws the same pixels as dm_control's `physics.render` at those
-settings in about half the time.
+settings in about two thirds of the time.
 """
 
 from __future__ import annotations
