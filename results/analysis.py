@@ -179,6 +179,11 @@ def analyse(data: Data, suite: str, folder: Path, options: Options) -> SuiteRepo
     else:
         report.aggregates = tables.aggregates(table, aggregate_labels, tasks, options.reps, options.seed) \
             if aggregate_labels else pd.DataFrame()
+    for label in aggregate_labels:
+        counts = table[(table["label"] == label) & ~table["excluded"]].groupby("task").size()
+        if counts.nunique() > 1:
+            report.warnings.append(f"{label} has {counts.min()} to {counts.max()} usable runs per task; its aggregates "
+                                   f"use the {counts.min()} lowest seeds of each task")
     single = [r["method"] for _, r in report.aggregates.iterrows() if r["runs"] == 1]
     if single:
         report.warnings.append(f"one run per task for {', '.join(single)}: their confidence intervals are degenerate")

@@ -3,8 +3,8 @@
 A run is flagged (and left out of aggregates and verdicts unless the report is asked to include
 flagged runs) when it is unfinished (state not done, or fewer frames than its budget), when its
 protocol differs from the suite's paper protocol (overrides recorded in its config, or a budget that
-differs from the paper's), when no episode falls under its final-score rule, or when its task has fewer
-seeds than the method's other tasks. A method that lacks some of the suite's tasks is left out of the
+differs from the paper's), when no episode falls under its final-score rule, or (runs of this
+project only) when its task has fewer seeds than the method's other tasks. A method that lacks some of the suite's tasks is left out of the
 suite aggregates. Runs whose final-score window was empty and that count their last episode instead
 are noted but kept.
 """
@@ -54,7 +54,9 @@ def judge(finals: pd.DataFrame, runs: pd.DataFrame, suite: str, include_flagged:
     counts = table[usable].groupby(["label", "task"]).size()
     most = counts.groupby(level="label").max()
     have = pd.Series(list(zip(table["label"], table["task"]))).map(counts).fillna(0).astype(int).to_numpy()
-    short = usable & (have < table["label"].map(most).fillna(0).to_numpy())
+    # Published files hold what their authors ran (e.g. 3 to 6 seeds per game); only our runs miss seeds.
+    ours = (table["source"] != "published").to_numpy()
+    short = usable & ours & (have < table["label"].map(most).fillna(0).to_numpy())
     for i in np.flatnonzero(short):
         flags[i].append(f"missing seeds ({have[i]} of {most[table['label'].iloc[i]]} runs)")
     table["flags"] = ["; ".join(f) for f in flags]

@@ -110,12 +110,13 @@ def learning_curves(curves: pd.DataFrame, finals: pd.DataFrame, per_task: pd.Dat
 
 def aggregate_intervals(aggregates: pd.DataFrame, colors: dict[str, tuple], folder: Path, name: str,
                         xlabel: str) -> list[Path]:
-    metrics = stats.METRICS
+    names = {"median": "Median", "iqm": "IQM", "mean": "Mean", "optimality_gap": "Optimality Gap"}
+    metrics = [m for m in stats.METRICS if aggregates[m].notna().all()]
     points = {r["method"]: np.array([r[m] for m in metrics]) for _, r in aggregates.iterrows()}
     intervals = {r["method"]: np.array([[r[f"{m}_lower"] for m in metrics], [r[f"{m}_upper"] for m in metrics]])
                  for _, r in aggregates.iterrows()}
     fig, _ = plot_utils.plot_interval_estimates(
-        points, intervals, metric_names=["Median", "IQM", "Mean", "Optimality Gap"],
+        points, intervals, metric_names=[names[m] for m in metrics],
         algorithms=list(points), colors=colors, xlabel=xlabel, xlabel_y_coordinate=-0.25 if len(points) < 4 else -0.1)
     return save(fig, folder, name)
 

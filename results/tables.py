@@ -50,9 +50,14 @@ def per_task(table: pd.DataFrame, reps: int, seed: int) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values(["task", "method"], ignore_index=True)
 
 
+# Normalisers whose scores have a natural target of 1, the threshold of the optimality gap.
+GAP_NORMALISERS = {"atari_human", "atari_record", "atari_record_clipped", "dmlab_capped", "procgen_minmax", "diamond"}
+
+
 def aggregates(table: pd.DataFrame, labels: list[str], tasks: list[str], reps: int, seed: int) -> pd.DataFrame:
     """rliable aggregates with CIs of each label over `tasks` (normalised scores); labels whose matrices
-    have one shape share their bootstrap draws."""
+    have one shape share their bootstrap draws. The optimality gap (to 1) is left empty for scores
+    without a natural 1 (raw returns, Crafter percentages)."""
     runs = {l: table[(table["label"] == l) & ~table["excluded"] & table["task"].isin(tasks)] for l in labels}
     scores = {l: matrix(runs[l], "score", tasks) for l in labels}
     by_shape: dict[tuple[int, int], list[str]] = {}
@@ -67,6 +72,8 @@ def aggregates(table: pd.DataFrame, labels: list[str], tasks: list[str], reps: i
         row = {"method": label, "runs": scores[label].shape[0], "tasks": scores[label].shape[1],
                "rule": runs[label]["rule"].iloc[0], "normaliser": runs[label]["normaliser"].iloc[0]}
         for metric, (point, lower, upper) in stats.estimates(scores[label], distributions[label]).items():
+            if metric == "optimality_gap" and row["normaliser"] not in GAP_NORMALISERS:
+                point = lower = upper = np.nan
             row.update({metric: point, f"{metric}_lower": lower, f"{metric}_upper": upper})
         rows.append(row)
     return pd.DataFrame(rows)

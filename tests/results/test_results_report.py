@@ -72,7 +72,7 @@ def test_verdicts_against_the_paper_table(tmp_path, published, make_run, atari26
                  *REPS]) == 0
     verdicts = pd.read_csv(out / "tables/atari26_reproduction_iris.csv")
     assert (verdicts["published_from"] == "paper table").all() and len(verdicts) == 26
-    assert (verdicts["verdict"] == "reproduced").mean() > 0.9
+    assert (verdicts["verdict"] == "reproduced").all()  # the table holds the means of the same runs
     assert "shipped paper tables" in (out / "report.md").read_text()
 
 
