@@ -24,7 +24,7 @@ from suites.wrappers import env_seed, image_space
 
 ACTION_SETS = ("minimal", "all")
 RESIZERS = ("pillow", "area")
-LUMINANCE = np.array([0.299, 0.587, 1 - (0.299 + 0.587)], np.float32)
+LUMINANCE = np.array([0.299, 0.587, 1 - (0.299 + 0.587)])  # float64: the same truncations as the official code
 NOOP = 0  # ale_py.Action.NOOP
 
 

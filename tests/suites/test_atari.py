@@ -4,6 +4,8 @@ import ale_py
 import numpy as np
 import pytest
 
+from suites.atari import AtariEnv, process_screen
+
 
 def rollout(env, steps, seed=0, action_seed=0):
     """Images of `steps` agent steps with seeded random actions (reset included)."""
@@ -119,3 +121,15 @@ def test_unknown_settings_are_named(load_suite):
         load_suite("atari26", env={"actions": "some"}).make_env("pong", 0, "train")
     with pytest.raises(ValueError, match="valid modes: train, eval"):
         load_suite("atari26").make_env("pong", 0, "test")
+
+
+def test_gray_is_the_official_truncated_luminance_of_the_resized_image():
+    from PIL import Image
+
+    screens = rollout(AtariEnv("seaquest", seed=0, size=(210, 160), resize="area", noops=0), 30)[1:]
+    screens[0, :5, :5] = 255  # saturated white: 255 x (0.299 + 0.587 + 0.114) is not exactly 255.0
+    weights = np.array([0.299, 0.587, 1 - (0.299 + 0.587)])
+    for screen in screens:
+        resized = np.asarray(Image.fromarray(screen).resize((96, 96), Image.BILINEAR))
+        expected = (resized * weights).sum(-1).astype(np.uint8)[:, :, None]  # dreamerv3 embodied/envs/atari.py
+        np.testing.assert_array_equal(process_screen(screen, (96, 96), True, "pillow"), expected)
