@@ -29,13 +29,13 @@ class MissingDependency(ImportError):
     """An optional package is not installed; the message names the extra that brings it."""
 
 
-def require(modules: list[str], extra: str, what: str) -> None:
+def require(modules: list[str], extra: str, what: str, note: str = "") -> None:
     """Raise MissingDependency unless every module in `modules` can be imported."""
     missing = [m for m in modules if importlib.util.find_spec(m) is None]
     if missing:
         raise MissingDependency(
             f"{what} needs {', '.join(missing)}: install the '{extra}' extra, "
-            f"e.g. pip install -e '.[{extra}]'"
+            f"e.g. pip install -e '.[{extra}]'" + (f". {note}" if note else "")
         )
 
 
@@ -74,6 +74,7 @@ class Suite:
     aliases: dict[str, str] = field(default_factory=dict)  # other task names -> canonical name
     requires: list[str] = field(default_factory=list)  # modules the factory needs
     extra: str = ""  # the pip extra that installs them
+    install_note: str = ""  # what else the extra needs (e.g. MineRL: Java 8)
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any]) -> "Suite":
@@ -86,6 +87,7 @@ class Suite:
             aliases=dict(cfg.get("aliases") or {}),
             requires=list(cfg.get("requires") or []),
             extra=cfg.get("extra", ""),
+            install_note=cfg.get("install_note", ""),
         )
 
     def canonical_task(self, name: str) -> str:
@@ -98,7 +100,7 @@ class Suite:
         return name
 
     def check_installed(self) -> None:
-        require(self.requires, self.extra, f"suite '{self.name}'")
+        require(self.requires, self.extra, f"suite '{self.name}'", self.install_note)
 
     def make_env(self, task: str, seed: int, mode: str = "train") -> gym.Env:
         """Build one env of `task` (canonical name) for `mode` 'train' or 'eval'."""

@@ -49,3 +49,11 @@ def test_help_lists_suites_agents_and_launchers(tmp_path, run_cli):
     assert "agent=NAME      one of: " in result.stdout and "random" in result.stdout
     assert "launcher=NAME   one of: " in result.stdout and "local" in result.stdout
     assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_optional_package_names_the_extra_and_writes_nothing(tmp_path, run_cli):
+    """MineRL cannot be installed on these machines: the real missing-dependency path."""
+    result = run_cli("harness.run", "suite=minecraft", "agent=random", "root=out", cwd=tmp_path, check=False)
+    assert result.returncode == 2
+    assert "install the 'minecraft' extra" in result.stderr and "Java 8" in result.stderr
+    assert list(tmp_path.iterdir()) == []
