@@ -69,7 +69,14 @@ def _second_rule(data: Data, options: Options) -> pd.DataFrame:
     return tables.per_task(scores, min(options.reps, SMALL_REPS), options.seed).assign(rule=final.describe(rule))
 
 
-def _reproductions(report: SuiteReport, options: Options) -> None:
+def _cost(runs: pd.DataFrame, method: str) -> pd.DataFrame:
+    """Per task, what a new run of `method` cost on average, and where it ran."""
+    ours = runs[(runs["source"] == "new") & (runs["method"] == method)]
+    return ours.groupby("task").agg(hours_per_run=("wall_hours", "mean"), gpu_hours_per_run=("gpu_hours", "mean"),
+                                    device=("device", lambda d: ", ".join(sorted(set(d))))).reset_index()
+
+
+def _reproductions(report: SuiteReport, runs: pd.DataFrame, options: Options) -> None:
     table = report.table
     for new in table.loc[table["source"] == "new", "method"].unique():
         new_label = checks.label(new, "new")
@@ -77,7 +84,8 @@ def _reproductions(report: SuiteReport, options: Options) -> None:
         if published not in set(table.loc[table["source"] == "published", "method"]):
             report.warnings.append(f"no per-run published data of '{published}' loaded (pass --published DIR); "
                                    f"the reproduction of {new_label} uses the shipped paper tables where they have it")
-        report.reproduction.append(tables.reproduction(table, new_label, published, report.suite, options.reps, options.seed))
+        verdicts = tables.reproduction(table, new_label, published, report.suite, options.reps, options.seed)
+        report.reproduction.append(verdicts.merge(_cost(runs, new), on="task", how="left"))
         aggregate = tables.reproduction_aggregate(table, new_label, published, options.reps, options.seed)
         if len(aggregate):
             report.reproduction_aggregate.append(aggregate)
@@ -111,10 +119,10 @@ def _plots(report: SuiteReport, data: Data, aggregate_labels: list[str], folder:
         reps = min(options.reps, SMALL_REPS)
         report.figures += plots.performance_profiles(matrices, colors, folder, f"{suite}_profiles", score, reps, options.seed)
         # P(ours > each other method); without runs of ours, the best method (IQM) against the others.
-        best = report.aggregates.sort_values("iqm", ascending=False)["method"].iloc[:1].tolist()
-        ours = [l for l in aggregate_labels if not _is_published(table, l)] or best
+        by_iqm = report.aggregates.sort_values("iqm", ascending=False)["method"].tolist()
+        ours = [l for l in aggregate_labels if not _is_published(table, l)] or by_iqm[:1]
         pairs = {f"{x},{y}": stats.probability_of_improvement(matrices[x], matrices[y], reps, options.seed)
-                 for x in ours for y in aggregate_labels if y != x and matrices[x].shape[1] == matrices[y].shape[1]}
+                 for x in ours for y in by_iqm if y != x and matrices[x].shape[1] == matrices[y].shape[1]}
         pairs = dict(list(pairs.items())[:MAX_PAIRS])
         if pairs:
             report.figures += plots.improvement(pairs, colors, folder, f"{suite}_improvement")
@@ -192,7 +200,7 @@ def analyse(data: Data, suite: str, folder: Path, options: Options) -> SuiteRepo
         report.warnings.append(f"{len(group)} run(s) of {name} had no episode in the final-score window "
                                f"({', '.join(sorted(set(group['task'])))}); their last episode before it counts")
     if options.compare_published:
-        _reproductions(report, options)
+        _reproductions(report, data.runs, options)
     report.second = _second_rule(data.select(suite), options)
     report.compute = tables.compute(data.runs)
     flagged = table[(table["source"] != "published") | (table["flags"] != "")]

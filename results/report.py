@@ -64,6 +64,8 @@ def _reproduction_shown(frame: pd.DataFrame) -> pd.DataFrame:
     shown["new - published"] = tables.with_ci(frame, "diff", "diff_lower", "diff_upper")
     shown["verdict"] = frame["verdict"]
     shown["published from"] = frame["published_from"]
+    shown["hours per run"] = frame.get("hours_per_run")
+    shown["device"] = frame.get("device")
     return shown
 
 
@@ -102,7 +104,7 @@ def write_suite(report: SuiteReport, out: Path, options: Options) -> str:
             continue
         shown = _reproduction_shown(frame.reindex(columns=sorted(set(frame.columns) | {
             "published_mean", "published_lower", "published_upper", "new_mean", "new_lower", "new_upper",
-            "ratio", "diff", "diff_lower", "diff_upper"})))
+            "ratio", "diff", "diff_lower", "diff_upper", "hours_per_run", "device"})))
         lines += [f"### Reproduction of {frame['published'].iloc[0]} by {frame['new'].iloc[0]}: per task\n",
                   "Verdict: the 95% bootstrap CI of (new mean - published mean) contains 0: reproduced; "
                   "lies below 0: below; above 0: above. Ratio: new mean / published mean (raw scores).\n",
