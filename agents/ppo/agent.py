@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +144,7 @@ class PPOAgent:
         self.env_steps = 0  # env steps observed, reset steps excluded (as the loop counts agent steps)
         self.rollout_start = 0  # env_steps when the current rollout began, for the lr schedule
         self.updates = 0
+        self.annealed_out = False  # warned that the schedule ended before the run
 
     def cpu_threads(self, setting: int | str) -> int:
         """'auto': half the cores this process may use for the CNN, leaving the rest to the env worker
@@ -216,7 +218,12 @@ class PPOAgent:
         """Linear decay to 0 over `anneal_steps`, evaluated where this rollout began (as CleanRL)."""
         if not self.cfg["anneal_lr"]:
             return self.cfg["lr"]
-        return self.cfg["lr"] * max(0.0, 1.0 - self.rollout_start / self.cfg["anneal_steps"])
+        fraction = 1.0 - self.rollout_start / self.cfg["anneal_steps"]
+        if fraction <= 0 and not self.annealed_out:
+            self.annealed_out = True
+            warnings.warn(f"PPO's learning rate reached 0 at {self.rollout_start} agent steps and stays there: "
+                          "set agent.anneal_steps to the run's budget (steps=N needs agent.anneal_steps=N)")
+        return self.cfg["lr"] * max(0.0, fraction)
 
     def train(self) -> dict[str, float]:
         cfg, data = self.cfg, self.buffer.data

@@ -208,3 +208,12 @@ def test_nature_cnn_on_atari_frames_in_bfloat16(vector_driver):
     assert len(metrics) == 2 and np.isfinite(list(metrics[0].values())).all()
     assert driver.state.shape == (2, 4, 84, 84) and driver.state.dtype == torch.uint8
     assert all(p.dtype == torch.float32 for p in agent.net.parameters())
+
+
+def test_a_schedule_shorter_than_the_run_warns_once(vector_driver):
+    driver = vector_driver("classic", "CartPole-v1", num_envs=2, seed=0)
+    agent = PPOAgent(ppo_config(anneal_steps=40, discrete={"rollout": 16}), driver.obs_space, driver.act_space, 2, 0)
+    with pytest.warns(UserWarning, match="set agent.anneal_steps to the run's budget") as caught:
+        metrics = driver.run(agent, 4 * 16 + 1)
+    assert len(caught) == 1
+    assert [m["learning_rate"] for m in metrics][-1] == 0.0 and metrics[0]["learning_rate"] == 2.5e-4
