@@ -19,9 +19,11 @@ SCALAR = ["raw", "atari_human", "atari_record", "atari_record_clipped", "dmlab_c
 EPISODE = ["crafter", "diamond"]
 ALIASES = {"human": "atari_human", "hns": "atari_human", "atari_hns": "atari_human",
            "human_normalised": "atari_human", "record": "atari_record", "clipped_record": "atari_record_clipped",
-           "crafter_score": "crafter", "diamond_rate": "diamond", "none": "raw", "return": "raw"}
+           "crafter_score": "crafter", "diamond_rate": "diamond", "minecraft_diamond": "diamond", "none": "raw", "return": "raw"}
 # A Minecraft episode's return counts milestones (+1 each of 12, the diamond last): above 11.5 found one.
+# Runs of this project also log the milestone itself (suites/minecraft.py), which is used when present.
 DIAMOND_RETURN = 11.5
+DIAMOND_MILESTONE = "milestone_diamond"
 LABELS = {"raw": "score", "atari_human": "human-normalised score", "atari_record": "record-normalised score",
           "atari_record_clipped": "clipped record-normalised score", "dmlab_capped": "capped human-normalised score",
           "procgen_minmax": "min-max normalised score", "crafter": "Crafter score (%)", "diamond": "diamond rate"}
@@ -92,6 +94,9 @@ def reduce_runs(name: str, episodes: pd.DataFrame, keys: list[str]) -> pd.DataFr
         result["raw"] = crafter_score(100 * result[columns].to_numpy())
         result = result.drop(columns=columns)
     elif name == "diamond":
-        found = groups["score"].max() > DIAMOND_RETURN
-        result["raw"] = found.astype(float).to_numpy()
+        if DIAMOND_MILESTONE in episodes and episodes[DIAMOND_MILESTONE].notna().any():
+            found = episodes[DIAMOND_MILESTONE].fillna(0) >= 1
+        else:
+            found = episodes["score"] > DIAMOND_RETURN
+        result["raw"] = found.groupby([episodes[k] for k in keys], sort=False).any().astype(float).to_numpy()
     return result

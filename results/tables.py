@@ -102,7 +102,7 @@ def reproduction(table: pd.DataFrame, new: str, published: str, suite: str, reps
     usable = table[~table["excluded"]]
     new_runs = usable[usable["label"] == new]
     old_runs = usable[usable["label"] == published]
-    paper = _paper_means(suite, published) if old_runs.empty else pd.Series(dtype=float)
+    paper = _paper_means(suite, published)  # for tasks without per-run published data
     rows = []
     for task in sorted(set(table.loc[table["label"] == new, "task"])):
         x = new_runs.loc[new_runs["task"] == task, "raw"].to_numpy()

@@ -119,3 +119,29 @@ def test_flags_exclude_unfinished_overridden_and_short_runs(tmp_path, make_run, 
     assert table["excluded"].sum() == 4
     included = judge(final_scores(data), data.runs, "atari26", include_flagged=True)
     assert not included["excluded"].any()
+
+
+def test_crafter_and_minecraft_run_directories(tmp_path, make_run):
+    """Suite extras from the harness (`log/achievement_*`, `log/milestone_*`) feed the Crafter score and
+    the diamond rate."""
+    achievements = list(reference.table("crafter_achievements.csv")["achievement"])
+    crafter = {"name": "crafter", "protocol": {"budget": 1_000_000, "action_repeat": 1, "normaliser": "crafter",
+                                               "final_score": {"rule": "train_window", "start": 0, "end": 1_000_000}}}
+    episodes = []
+    for i in range(4):  # collect_wood in every episode, place_table in half of them
+        extras = {f"log/achievement_{a}": 0 for a in achievements}
+        extras.update({"log/achievement_collect_wood": 2, "log/achievement_place_table": i % 2})
+        episodes.append({"step": 1000 * (i + 1), "episode/score": 1.0, "mode": "train", "final": False, **extras})
+    make_run(tmp_path, crafter, "dreamerv3", "crafter_reward", 0, episodes)
+    minecraft = {"name": "minecraft", "protocol": {"budget": 100_000_000, "action_repeat": 1,
+                                                   "normaliser": "minecraft_diamond",
+                                                   "final_score": {"rule": "train_window", "start": 0,
+                                                                   "end": 100_000_000}}}
+    for seed, found in ((0, 1), (1, 0)):
+        make_run(tmp_path, minecraft, "dreamerv3", "minecraft_diamond", seed,
+                 [{"step": 5000, "episode/score": 11.2, "mode": "train", "final": False,
+                   "log/milestone_diamond": found}])
+    scores = final_scores(load([tmp_path])).set_index(["suite", "seed"])
+    expected = np.exp((np.log(101) + np.log(51)) / 22) - 1
+    assert scores.loc[("crafter", 0), "score"] == pytest.approx(expected)
+    assert scores.loc[("minecraft", 0), "score"] == 1.0 and scores.loc[("minecraft", 1), "score"] == 0.0
