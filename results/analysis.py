@@ -161,10 +161,12 @@ def analyse(data: Data, suite: str, folder: Path, options: Options) -> SuiteRepo
     table = checks.judge(finals, data.runs, suite, options.include_flagged)
     labels = _order(table)
     rules = (table.groupby("label", sort=False)
-             .agg(source=("source", "first"), runs=("seed", "size"), usable=("excluded", lambda e: int((~e).sum())),
+             .agg(source=("source", "first"), run_task_pairs=("seed", "size"),
+                  usable=("excluded", lambda e: int((~e).sum())),
                   tasks=("task", "nunique"), rule=("rule", "first"), normaliser=("normaliser", "first"))
              .reindex(labels).reset_index().rename(columns={"label": "method"}))
     missing = checks.coverage(table, suite)
+    tasks = reference.suite_tasks(suite)
     if options.include_flagged:
         aggregate_labels = [l for l in labels if len(missing[l]) < len(reference.suite_tasks(suite))]
     else:
@@ -180,6 +182,10 @@ def analyse(data: Data, suite: str, folder: Path, options: Options) -> SuiteRepo
             report.warnings.append(f"{label} is left out of the aggregates: no usable run of {len(missing[label])} "
                                    f"of the suite's {len(reference.suite_tasks(suite))} tasks ({shown})")
     tasks = reference.suite_tasks(suite)
+    for label in aggregate_labels:
+        if missing[label]:  # only with --include-flagged
+            report.warnings.append(f"{label} is aggregated over {len(tasks) - len(missing[label])} of {len(tasks)} "
+                                   f"tasks: not comparable with the full-suite aggregates")
     if options.include_flagged:  # each label over the tasks it has
         report.aggregates = pd.concat([tables.aggregates(table, [l], sorted(set(tasks) - set(missing[l])),
                                                          options.reps, options.seed) for l in aggregate_labels]) \

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from results import final, reference, tables
-from results.analysis import Options, SuiteReport, analyse
+from results.analysis import SMALL_REPS, Options, SuiteReport, analyse
 from results.load import Data, concat, load
 from results.names import canonical_suite
 
@@ -122,9 +122,10 @@ def write_suite(report: SuiteReport, out: Path, options: Options) -> str:
         lines += ["### Runs of this project and flagged runs\n", tables.markdown(report.flagged)]
         tables.write(report.flagged, folder, f"{suite}_runs")
     if len(report.compute):
-        total = report.compute[["wall_hours", "gpu_hours", "cpu_hours"]].sum()
-        lines += [f"### Compute (total {total['wall_hours']:.2f} h wall, {total['gpu_hours']:.2f} GPU h, "
-                  f"{total['cpu_hours']:.2f} CPU h)\n", tables.markdown(report.compute)]
+        summary = (report.compute.groupby(["method", "device"])
+                   .agg(runs=("seed", "size"), wall_hours=("wall_hours", "sum"), hours_per_run=("wall_hours", "mean"),
+                        gpu_hours=("gpu_hours", "sum"), cpu_hours=("cpu_hours", "sum")).reset_index())
+        lines += ["### Compute of our runs (per run: tables/" + f"{suite}_compute.csv)\n", tables.markdown(summary)]
         tables.write(report.compute, folder, f"{suite}_compute")
     if report.figures:
         lines += ["### Plots\n"] + [f"![{p.stem}](plots/{p.name})\n" for p in report.figures if p.suffix == ".png"]
@@ -148,6 +149,7 @@ def build(paths: list[str], out: Path, suite: str | None = None, methods: list[s
                 + f"\n\nFinal-score rule: {rule_text}. Bootstrap: {options.reps:,} replicates, seed {options.seed}."
                 + (" Flagged runs are included in aggregates." if options.include_flagged else
                    " Flagged runs (unfinished, overridden protocol, missing seeds) are left out of aggregates and verdicts.")
+                + f" Per-task CIs, profiles, probability of improvement and curves: {min(options.reps, SMALL_REPS):,} replicates."
                 + "\n"]
     if options.compare_published and not published:
         sections.append("No --published folder given: reproductions use the shipped paper tables (means only).\n")
