@@ -56,10 +56,10 @@ def _order(table: pd.DataFrame) -> list[str]:
 
 def _second_rule(data: Data, options: Options) -> pd.DataFrame:
     """Per-task numbers of the runs' `second` rule (e.g. Atari100k's evaluation after training)."""
-    seconds = {str(final.second_rule(r)) for r in data.runs["final_score"] if final.second_rule(r)}
-    if len(seconds) != 1 or options.rule:
-        return pd.DataFrame()
-    rule = next(final.second_rule(r) for r in data.runs["final_score"] if final.second_rule(r))
+    seconds = [final.second_rule(r) for r in data.runs["final_score"] if final.second_rule(r)]
+    if options.rule or not seconds or any(r != seconds[0] for r in seconds):
+        return pd.DataFrame()  # no second rule, or several: nothing to show side by side
+    rule = seconds[0]
     scores = final.final_scores(data, rule, options.normaliser)
     scores = scores[scores["score"].notna()]
     scores = scores.assign(label=[checks.label(m, s) for m, s in zip(scores["method"], scores["source"])],
@@ -155,6 +155,51 @@ def _sample_efficiency(curves: pd.DataFrame, table: pd.DataFrame, suite: str, no
     return result
 
 
+def _aggregate_labels(table: pd.DataFrame, labels: list[str], missing: dict[str, list[str]], n_tasks: int,
+                      include_flagged: bool) -> list[str]:
+    """Labels with usable runs of every task (of any task with --include-flagged), reference scores left out."""
+    chosen = [l for l in labels if (len(missing[l]) < n_tasks if include_flagged else not missing[l])]
+    if table["normaliser"].iloc[0].startswith("atari"):  # published human and random scores are 1 and 0 by definition
+        chosen = [l for l in chosen if l not in REFERENCE_METHODS]
+    return chosen
+
+
+def _aggregates(table: pd.DataFrame, labels: list[str], missing: dict[str, list[str]], tasks: list[str],
+                options: Options) -> pd.DataFrame:
+    if not labels:
+        return pd.DataFrame()
+    if not options.include_flagged:
+        return tables.aggregates(table, labels, tasks, options.reps, options.seed)
+    return pd.concat([tables.aggregates(table, [l], sorted(set(tasks) - set(missing[l])), options.reps, options.seed)
+                      for l in labels])  # each label over the tasks it has
+
+
+def _warnings(table: pd.DataFrame, labels: list[str], aggregate_labels: list[str], missing: dict[str, list[str]],
+              tasks: list[str], aggregates: pd.DataFrame) -> list[str]:
+    """What a reader must know about the aggregates and the final scores."""
+    warnings = []
+    for label in labels:
+        shown = ", ".join(missing[label][:6]) + (" ..." if len(missing[label]) > 6 else "")
+        if missing[label] and label not in aggregate_labels:
+            warnings.append(f"{label} is left out of the aggregates: no usable run of {len(missing[label])} "
+                            f"of the suite's {len(tasks)} tasks ({shown})")
+        elif missing[label]:  # only with --include-flagged
+            warnings.append(f"{label} is aggregated over {len(tasks) - len(missing[label])} of {len(tasks)} "
+                            f"tasks: not comparable with the full-suite aggregates")
+    for label in aggregate_labels:
+        counts = table[(table["label"] == label) & ~table["excluded"]].groupby("task").size()
+        if counts.nunique() > 1:
+            warnings.append(f"{label} has {counts.min()} to {counts.max()} usable runs per task; its aggregates "
+                            f"use the {counts.min()} lowest seeds of each task")
+    single = [r["method"] for _, r in aggregates.iterrows() if r["runs"] == 1]
+    if single:
+        warnings.append(f"one run per task for {', '.join(single)}: their confidence intervals are degenerate")
+    for name, group in table[table["fallback"]].groupby("label"):
+        warnings.append(f"{len(group)} run(s) of {name} had no episode in the final-score window "
+                        f"({', '.join(sorted(set(group['task'])))}); their last episode before it counts")
+    return warnings
+
+
 def analyse(data: Data, suite: str, folder: Path, options: Options) -> SuiteReport:
     """Tables, verdicts and plots of one suite; plots go to `folder`."""
     finals = final.final_scores(data, options.rule, options.normaliser)
@@ -165,53 +210,18 @@ def analyse(data: Data, suite: str, folder: Path, options: Options) -> SuiteRepo
                   usable=("excluded", lambda e: int((~e).sum())),
                   tasks=("task", "nunique"), rule=("rule", "first"), normaliser=("normaliser", "first"))
              .reindex(labels).reset_index().rename(columns={"label": "method"}))
+    tasks = reference.suite_tasks(suite)
     missing = checks.coverage(table, suite)
-    tasks = reference.suite_tasks(suite)
-    if options.include_flagged:
-        aggregate_labels = [l for l in labels if len(missing[l]) < len(reference.suite_tasks(suite))]
-    else:
-        aggregate_labels = [l for l in labels if not missing[l]]
-    if table["normaliser"].iloc[0].startswith("atari"):  # published human and random scores are 1 and 0 by definition
-        aggregate_labels = [l for l in aggregate_labels if l not in REFERENCE_METHODS]
-    small_reps = min(options.reps, SMALL_REPS)
-    report = SuiteReport(suite, table, labels, rules, tables.per_task(table, small_reps, options.seed),
-                         pd.DataFrame())
-    for label in labels:
-        if missing[label] and label not in aggregate_labels:
-            shown = ", ".join(missing[label][:6]) + (" ..." if len(missing[label]) > 6 else "")
-            report.warnings.append(f"{label} is left out of the aggregates: no usable run of {len(missing[label])} "
-                                   f"of the suite's {len(reference.suite_tasks(suite))} tasks ({shown})")
-    tasks = reference.suite_tasks(suite)
-    for label in aggregate_labels:
-        if missing[label]:  # only with --include-flagged
-            report.warnings.append(f"{label} is aggregated over {len(tasks) - len(missing[label])} of {len(tasks)} "
-                                   f"tasks: not comparable with the full-suite aggregates")
-    if options.include_flagged:  # each label over the tasks it has
-        report.aggregates = pd.concat([tables.aggregates(table, [l], sorted(set(tasks) - set(missing[l])),
-                                                         options.reps, options.seed) for l in aggregate_labels]) \
-            if aggregate_labels else pd.DataFrame()
-    else:
-        report.aggregates = tables.aggregates(table, aggregate_labels, tasks, options.reps, options.seed) \
-            if aggregate_labels else pd.DataFrame()
-    for label in aggregate_labels:
-        counts = table[(table["label"] == label) & ~table["excluded"]].groupby("task").size()
-        if counts.nunique() > 1:
-            report.warnings.append(f"{label} has {counts.min()} to {counts.max()} usable runs per task; its aggregates "
-                                   f"use the {counts.min()} lowest seeds of each task")
-    single = [r["method"] for _, r in report.aggregates.iterrows() if r["runs"] == 1]
-    if single:
-        report.warnings.append(f"one run per task for {', '.join(single)}: their confidence intervals are degenerate")
-    fallback = table[table["fallback"]]
-    for name, group in fallback.groupby("label"):
-        report.warnings.append(f"{len(group)} run(s) of {name} had no episode in the final-score window "
-                               f"({', '.join(sorted(set(group['task'])))}); their last episode before it counts")
+    aggregate_labels = _aggregate_labels(table, labels, missing, len(tasks), options.include_flagged)
+    report = SuiteReport(suite, table, labels, rules, tables.per_task(table, min(options.reps, SMALL_REPS), options.seed),
+                         _aggregates(table, aggregate_labels, missing, tasks, options))
+    report.warnings = _warnings(table, labels, aggregate_labels, missing, tasks, report.aggregates) + data.warnings
     if options.compare_published:
         _reproductions(report, data.runs, options)
-    report.second = _second_rule(data.select(suite), options)
+    report.second = _second_rule(data, options)
     report.compute = tables.compute(data.runs)
-    flagged = table[(table["source"] != "published") | (table["flags"] != "")]
-    report.flagged = flagged[["label", "task", "seed", "state", "raw", "n_episodes", "flags", "note"]]
-    report.warnings += data.warnings
+    listed = table[(table["source"] != "published") | (table["flags"] != "")]
+    report.flagged = listed[["label", "task", "seed", "state", "raw", "n_episodes", "flags", "note"]]
     if options.plots:
         _plots(report, data, aggregate_labels, folder, options)
     return report

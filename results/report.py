@@ -75,7 +75,7 @@ def _aggregate_reproduction_shown(frame: pd.DataFrame) -> pd.DataFrame:
         frame, "published_value", "published_lower", "published_upper"))]
     shown["new"] = [f"{n}: {v}" for n, v in zip(frame["new"], tables.with_ci(frame, "new_value", "new_lower", "new_upper"))]
     shown["ratio"] = frame["ratio"]
-    shown["new - published CI"] = [f"[{tables._cell(lo)}, {tables._cell(hi)}]"
+    shown["new - published CI"] = [f"[{tables.cell(lo)}, {tables.cell(hi)}]"
                                    for lo, hi in zip(frame["diff_lower"], frame["diff_upper"])]
     shown["verdict"] = frame["verdict"]
     return shown

@@ -157,7 +157,7 @@ def compute(runs: pd.DataFrame) -> pd.DataFrame:
 
 # ---------------------------------------------------------------- writers
 
-def _cell(value: object) -> str:
+def cell(value: object) -> str:
     """Numbers as a table shows them: 3 significant digits, whole numbers from 1,000 on."""
     if isinstance(value, (float, np.floating)):
         if np.isnan(value):
@@ -168,7 +168,7 @@ def _cell(value: object) -> str:
 
 def with_ci(frame: pd.DataFrame, point: str, lower: str, upper: str) -> list[str]:
     """'point [lower, upper]' cells."""
-    return [f"{_cell(p)} [{_cell(lo)}, {_cell(hi)}]" if not pd.isna(p) else "–"
+    return [f"{cell(p)} [{cell(lo)}, {cell(hi)}]" if not pd.isna(p) else "–"
             for p, lo, hi in zip(frame.get(point, []), frame.get(lower, []), frame.get(upper, []))]
 
 
@@ -177,7 +177,7 @@ def markdown(frame: pd.DataFrame) -> str:
         return "(none)\n"
     header = "| " + " | ".join(map(str, frame.columns)) + " |"
     rule = "|" + "---|" * len(frame.columns)
-    body = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join([header, rule, *body]) + "\n"
 
 
@@ -186,7 +186,7 @@ def latex(frame: pd.DataFrame) -> str:
         return "".join("\\" + c if c in "&%$#_{}" else c for c in text)
     lines = ["\\begin{tabular}{" + "l" * len(frame.columns) + "}", "\\toprule",
              " & ".join(escape(str(c)) for c in frame.columns) + " \\\\", "\\midrule"]
-    lines += [" & ".join(escape(_cell(v)) for v in row) + " \\\\" for row in frame.itertuples(index=False)]
+    lines += [" & ".join(escape(cell(v)) for v in row) + " \\\\" for row in frame.itertuples(index=False)]
     return "\n".join(lines + ["\\bottomrule", "\\end{tabular}"]) + "\n"
 
 
