@@ -2,8 +2,8 @@
 
 A run is flagged (and left out of aggregates and verdicts unless the report is asked to include
 flagged runs) when it is unfinished (state not done, or fewer frames than its budget), when its
-protocol differs from the suite's paper protocol (overrides recorded in its config, or a budget that
-differs from the paper's), when no episode falls under its final-score rule, or (runs of this
+protocol differs from the suite's paper protocol (overrides recorded in its config, or a budget or
+action repeat that differs from the paper's), when no episode falls under its final-score rule, or (runs of this
 project only) when its task has fewer seeds than the method's other tasks. A method that lacks some of the suite's tasks is left out of the
 suite aggregates. Runs whose final-score window was empty and that count their last episode instead
 are noted but kept.
@@ -23,8 +23,9 @@ def label(method: str, source: str) -> str:
     return method if source == "published" else f"{method} ({source})"
 
 
-def _flags(table: pd.DataFrame, paper_budget: int | None) -> list[list[str]]:
+def _flags(table: pd.DataFrame, paper: dict) -> list[list[str]]:
     """Each run's reasons to be left out (published runs can only lack a score)."""
+    paper_budget, paper_repeat = paper["budget_frames"], paper["action_repeat"]
     ours = (table["source"] != "published").to_numpy()
     step = pd.to_numeric(table["step"], errors="coerce").to_numpy(dtype=float)
     budget = table["budget_frames"].to_numpy(dtype=float)
@@ -37,8 +38,11 @@ def _flags(table: pd.DataFrame, paper_budget: int | None) -> list[list[str]]:
             flags[i].append(f"unfinished budget ({int(step[i]):,} of {int(budget[i]):,} frames)")
         if run["overrides"]:
             flags[i].append(f"protocol overridden: {run['overrides']}")
-        elif paper_budget and budget[i] != paper_budget:
-            flags[i].append(f"budget {int(budget[i]):,} frames, paper {paper_budget:,}")
+        else:
+            if budget[i] != paper_budget:
+                flags[i].append(f"budget {int(budget[i]):,} frames, paper {paper_budget:,}")
+            if run["action_repeat"] != paper_repeat:
+                flags[i].append(f"action repeat {run['action_repeat']}, paper {paper_repeat}")
     for i in np.flatnonzero(table["score"].isna().to_numpy()):
         flags[i].append("no episode under the final-score rule")
     return flags
@@ -46,9 +50,9 @@ def _flags(table: pd.DataFrame, paper_budget: int | None) -> list[list[str]]:
 
 def judge(finals: pd.DataFrame, runs: pd.DataFrame, suite: str, include_flagged: bool = False) -> pd.DataFrame:
     """The final scores with columns label, flags (text), excluded (bool) and note (text)."""
-    table = finals.merge(runs[RUN_KEYS + ["state", "step", "budget_frames", "overrides"]], on=RUN_KEYS)
+    table = finals.merge(runs[RUN_KEYS + ["state", "step", "budget_frames", "action_repeat", "overrides"]], on=RUN_KEYS)
     table["label"] = [label(m, s) for m, s in zip(table["method"], table["source"])]
-    flags = _flags(table, reference.suite_defaults(suite)["budget_frames"])
+    flags = _flags(table, reference.suite_defaults(suite))
     table["note"] = np.where(table["fallback"], "final-score window empty: its last episode before it counts", "")
     usable = np.array([not f for f in flags])
     counts = table[usable].groupby(["label", "task"]).size()

@@ -145,3 +145,11 @@ def test_crafter_and_minecraft_run_directories(tmp_path, make_run):
     expected = np.exp((np.log(101) + np.log(51)) / 22) - 1
     assert scores.loc[("crafter", 0), "score"] == pytest.approx(expected)
     assert scores.loc[("minecraft", 0), "score"] == 1.0 and scores.loc[("minecraft", 1), "score"] == 0.0
+
+
+def test_a_different_action_repeat_is_flagged_without_recorded_overrides(tmp_path, make_run, atari26):
+    make_run(tmp_path, atari26(budget=200_000, action_repeat=2), "dreamerv3", "pong", 0,
+             [{"step": 395000, "episode/score": 3.0, "mode": "train", "final": False}])
+    data = load([tmp_path])
+    flags = judge(final_scores(data), data.runs, "atari26")["flags"].item()
+    assert flags == "action repeat 2, paper 4"
