@@ -109,8 +109,9 @@ def _plots(report: SuiteReport, data: Data, aggregate_labels: list[str], folder:
     tasks = new_tasks or sorted(table["task"].unique())
     xlabel = "frames" if suite.startswith("atari") else "env steps"
     per_task = report.per_task[~report.per_task["method"].isin(REFERENCE_METHODS)]
-    report.figures += plots.learning_curves(curves, table, per_task, tasks, colors, folder,
-                                            f"{suite}_curves", xlabel, options.seed)
+    if len(curves) or len(per_task):
+        report.figures += plots.learning_curves(curves, table, per_task, tasks, colors, folder,
+                                                f"{suite}_curves", xlabel, options.seed)
     if len(report.aggregates):
         report.figures += plots.aggregate_intervals(report.aggregates, colors, folder, f"{suite}_aggregates", score)
         tasks = reference.suite_tasks(suite) if not options.include_flagged else None

@@ -150,7 +150,7 @@ def final_scores(data: Data, rule: dict[str, Any] | None = None, normaliser: str
     empty = pd.DataFrame(columns=RUN_KEYS + ["raw", "score", "n_episodes", "fallback"])
     scores = pd.concat(parts, ignore_index=True) if parts else empty
     result = runs[RUN_KEYS + ["rule_key", "normaliser"]].merge(scores, on=RUN_KEYS, how="left")
-    result["n_episodes"] = result["n_episodes"].fillna(0).astype(int)
+    result["n_episodes"] = pd.to_numeric(result["n_episodes"]).fillna(0).astype(int)
     result["fallback"] = result["fallback"].astype("boolean").fillna(False).astype(bool)
     result["rule"] = [describe(json.loads(k)) for k in result["rule_key"]]
     return result.drop(columns="rule_key")

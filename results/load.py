@@ -104,6 +104,9 @@ def _load_any(path: Path, suite: str | None) -> list[Data]:
         if suite and named and SUITE_FAMILY[named] != SUITE_FAMILY[canonical_suite(suite)]:
             return []
         return [load_published_file(path, suite)]
+    if (path / "status.json").exists() and not (path / "config.yaml").exists():
+        return [Data(pd.DataFrame(columns=COLUMNS), pd.DataFrame(columns=RUN_KEYS),
+                     [f"{path}: a run directory without config.yaml (not started?) is left out"])]
     if (path / "scores.jsonl").exists() or (path / "status.json").exists():
         return [load_run(path, suite)]
     found = []

@@ -140,9 +140,9 @@ def build(paths: list[str], out: Path, suite: str | None = None, methods: list[s
     if published and not Path(published).is_dir():
         raise FileNotFoundError(f"--published {published}: not a folder")
     data = _select_methods(_load(paths, suite, published, options.compare_published), methods, options.compare_published)
-    suites = [suite] if suite else sorted(data.episodes["suite"].unique())
-    if data.episodes.empty:
-        raise ValueError(f"no scores found in {paths}" + (f" for suite {suite}" if suite else ""))
+    if data.runs.empty:
+        raise ValueError(f"no runs found in {paths}" + (f" for suite {suite}" if suite else ""))
+    suites = [suite] if suite else sorted(data.runs["suite"].unique())
     rule_text = final.describe(options.rule) if options.rule else "each run's own (its config; suite defaults for published data)"
     sections = [f"# Results report\n\nSources: {', '.join(map(str, paths))}"
                 + (f"; published data: {published}" if published else "")

@@ -47,7 +47,8 @@ def per_task(table: pd.DataFrame, reps: int, seed: int) -> pd.DataFrame:
                 rows.append({"task": task, "method": name, "runs": len(these), "mean": mean[i], "lower": lower[i],
                              "upper": upper[i], "normalised": these["score"].mean(),
                              "flagged": "flagged runs only" if these["excluded"].all() else ""})
-    return pd.DataFrame(rows).sort_values(["task", "method"], ignore_index=True)
+    columns = ["task", "method", "runs", "mean", "lower", "upper", "normalised", "flagged"]
+    return pd.DataFrame(rows, columns=columns).sort_values(["task", "method"], ignore_index=True)
 
 
 # Normalisers whose scores have a natural target of 1, the threshold of the optimality gap.

@@ -83,3 +83,14 @@ def test_errors_name_the_valid_choices(tmp_path, published):
         main([str(published / "atari100k_runs/IRIS.json"), "--methods", "iris2", "--out", str(tmp_path)])
     with pytest.raises(FileNotFoundError):
         main([str(tmp_path / "nothing"), "--out", str(tmp_path)])
+
+
+def test_pending_runs_are_listed_not_averaged(tmp_path, make_run, atari26):
+    make_run(tmp_path / "runs", atari26(), "dreamerv3", "pong", 0, [], state="pending", step=0)
+    (tmp_path / "runs/atari26/dreamerv3/pong/seed1").mkdir()
+    (tmp_path / "runs/atari26/dreamerv3/pong/seed1/status.json").write_text('{"state": "pending"}')
+    out = tmp_path / "report"
+    assert main([str(tmp_path / "runs"), "--out", str(out), "--no-plots", *REPS]) == 0
+    runs = pd.read_csv(out / "tables/atari26_runs.csv")
+    assert runs["flags"].item().startswith("unfinished (state pending); unfinished budget (0 of 400,000 frames)")
+    assert "seed1: a run directory without config.yaml" in (out / "report.md").read_text()
