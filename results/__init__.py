@@ -1,0 +1,1 @@
+"""Results: run directories and published scores into paper tables, plots and reproduction verdicts (README.md)."""
