@@ -54,6 +54,12 @@ KEYS = (
     "free_avg reward_transform cont_head contdisc actor_grad critic_target backprop_baseline slow_every "
     "latent_replay"
 ).split()
+# The choices V3's own learner (learner.py) makes; with them this learner computes V3's loss.
+V3_SWITCHES: dict[str, Any] = {
+    "free_avg": False, "reward_transform": "identity", "cont_head": True, "contdisc": True,
+    "actor_grad": {"discrete": "reinforce", "continuous": "reinforce"}, "critic_target": "online",
+    "backprop_baseline": False, "slow_every": 1, "latent_replay": True, "policy": {"dist": "bounded_normal"},
+}
 
 
 def validate(cfg: dict[str, Any]) -> None:
@@ -205,7 +211,7 @@ class ComponentLearner(Learner):
         # The slow critic moves by slow_rate every slow_every updates (V2: a full copy every 100).
         rate = jnp.where(state["updates"] % self.cfg["slow_every"] == 0, self.cfg["slow_rate"], 0.0)
         slow = jax.tree.map(lambda s, v: (1.0 - rate) * s + rate * v, state["slow_val"], params["val"])
-        metrics.update({"loss/total": total, "grad_norm": optax.global_norm(grads)})
+        metrics.update({"loss/total": total, "grad_norm": optax.tree.norm(grads)})
         new_state = {"params": params, "slow_val": slow, "opt": opt_state, "retnorm": retnorm,
                      "updates": state["updates"] + 1}
         return new_state, metrics, latents

@@ -11,7 +11,7 @@ import yaml
 
 from agents.dreamer import config as dreamer_config
 from agents.dreamer.adam import group_of
-from agents.dreamer.component_learner import ComponentLearner
+from agents.dreamer.component_learner import V3_SWITCHES, ComponentLearner
 from agents.dreamer.learner import Learner
 from preset_helpers import CONTINUOUS, DISCRETE, OBS_SPACE, batch, tiny
 from harness.plan import CONFIG_DIR
@@ -102,13 +102,8 @@ def test_v3_settings_reproduce_the_v3_learner_exactly(act_space):
     cfg.update(size="1m", compute_dtype="float32", imag_horizon=4, units=16, depth=4)
     cfg["rssm"].update(deter=32, hidden=16)
     cfg = dreamer_config.resolve(cfg)
-    components = copy.deepcopy(cfg)
-    components.update(
-        learner="components", free_avg=False, reward_transform="identity", cont_head=True, contdisc=True,
-        actor_grad={"discrete": "reinforce", "continuous": "reinforce"}, critic_target="online",
-        backprop_baseline=False, slow_every=1, latent_replay=True,
-    )
-    components["policy"] = {**cfg["policy"], "dist": "bounded_normal"}
+    components = {**copy.deepcopy(cfg), **V3_SWITCHES, "learner": "components"}
+    components["policy"] = {**cfg["policy"], **V3_SWITCHES["policy"]}
     v3, ours = Learner(cfg, OBS_SPACE, act_space), ComponentLearner(components, OBS_SPACE, act_space)
     key = jax.random.PRNGKey(0)
     s3, so = v3.init(key), ours.init(key)
