@@ -91,3 +91,29 @@ def test_free_bits_clip_each_entry_free_nats_clip_the_mean():
     np.testing.assert_allclose(grad_prior(post, free_avg=False), [0.0, 1.2])
     np.testing.assert_allclose(grad_prior(post, free_avg=True), [0.0, 0.0])
     assert float(kl_losses(kl, post, jnp.ones(2), 1.0, True)["rep"]) == 1.0
+
+
+@pytest.mark.parametrize("core", ["gru", "gru_nonorm"])
+def test_gru_core_follows_the_v1_v2_cell(core):
+    from agents.dreamer import nets
+    from agents.dreamer.gru import layer_norm
+
+    cfg = RSSMConfig(deter=6, hidden=5, classes=1, stoch=3, latent="gaussian", core=core, blocks=1)
+    model = RSSM(cfg, token_dim=4, act_dim=2)
+    p = model.init(jax.random.PRNGKey(0))["core"]
+    assert ("norm" in p) == (core == "gru")
+    rng = np.random.default_rng(0)
+    deter, stoch = (jnp.asarray(rng.normal(size=(2, n)), jnp.float32) for n in (6, 3))
+    action = jnp.asarray(rng.uniform(-1, 1, size=(2, 2)), jnp.float32)  # |a| <= 1: the RSSM leaves it as is
+    x = nets.dense(p["in"], jnp.concatenate([stoch, action], -1))
+    parts = nets.linear(p["cell"], jnp.concatenate([x, deter], -1))
+    if core == "gru":
+        mean, std = parts.mean(-1, keepdims=True), parts.std(-1, keepdims=True)
+        np.testing.assert_allclose(layer_norm(p["norm"], parts), (parts - mean) / np.sqrt(std**2 + 1e-3), rtol=1e-4)
+        parts = layer_norm(p["norm"], parts)
+    reset, cand, update = np.split(np.asarray(parts), 3, -1)
+    sigmoid = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    cand = np.tanh(sigmoid(reset) * cand)
+    update = sigmoid(update - 1.0)
+    expected = update * cand + (1 - update) * np.asarray(deter)
+    np.testing.assert_allclose(model.step({"core": p}, {"deter": deter, "stoch": stoch}, action), expected, rtol=1e-5)
