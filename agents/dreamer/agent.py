@@ -51,7 +51,7 @@ class DreamerAgent:
 
     def act(self, obs: dict[str, np.ndarray], state: Any, mode: str) -> tuple[np.ndarray, Any]:
         if state is None:
-            state = self.learner.initial_carry(self.num_envs)
+            state = self.learner.initial_carry(len(obs["is_first"]))
         inputs = {k: obs[k] for k in self.learner.spec}
         inputs["is_first"] = np.asarray(obs["is_first"])
         state, action = self.learner.policy_step(self.state["params"], state, inputs, self._next_key())

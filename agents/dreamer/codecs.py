@@ -94,7 +94,7 @@ def encode(p: nets.Params, obs: dict[str, jax.Array], spec: dict, dtype: jnp.dty
     if imgkeys:
         x = jnp.concatenate([obs[k] for k in imgkeys], -1).astype(dtype) / 255.0 - 0.5
         for layer in p["convs"]:
-            x = nets.max_pool2(nets.conv(layer["conv"], x))
+            x = nets.conv_pool(layer["conv"], x)
             x = jax.nn.silu(nets.rms_norm(layer["norm"], x))
         outs.append(x.reshape(*x.shape[:-3], -1))
     return jnp.concatenate(outs, -1)
@@ -147,8 +147,8 @@ def decode_losses(
         x1 = nets.linear(q["stoch_out"], nets.dense(q["stoch"], stoch)).reshape(*lead, minh, minw, ch)
         x = jax.nn.silu(nets.rms_norm(q["norm"], x0 + x1))
         for conv, norm in zip(q["convs"][:-1], q["norms"]):
-            x = jax.nn.silu(nets.rms_norm(norm, nets.conv(conv, nets.upsample2(x))))
-        pred = jax.nn.sigmoid(nets.conv(q["convs"][-1], nets.upsample2(x)).astype(jnp.float32))
+            x = jax.nn.silu(nets.rms_norm(norm, nets.upsample_conv(conv, x)))
+        pred = jax.nn.sigmoid(nets.upsample_conv(q["convs"][-1], x).astype(jnp.float32))
         target = jnp.concatenate([obs[k] for k in imgkeys], -1).astype(jnp.float32) / 255.0
         losses["image"] = jnp.square(pred - target).sum((-3, -2, -1))
     return losses

@@ -9,6 +9,7 @@ context (its stored latent and action start the filter), steps 1..T are trained 
 
 from __future__ import annotations
 
+import json
 from functools import partial
 from typing import Any
 
@@ -39,8 +40,16 @@ class Learner:
         token_dim = codecs.encoder_out_dim(self.spec, cfg["units"], cfg["depth"])
         self.rssm = RSSM(RSSMConfig(**cfg["rssm"]), token_dim, self.policy.act_dim)
         self.opt = make_optimizer(cfg["optimizer"])
-        self.train_step = jax.jit(self._train_step, donate_argnums=0)
-        self.policy_step = jax.jit(self._policy_step)
+        self._identity = (type(self), json.dumps(cfg, sort_keys=True, default=str), repr(obs_space), repr(act_space))
+        self.train_step = partial(_train_step, self)
+        self.policy_step = partial(_policy_step, self)
+
+    # Learners built from equal configs and spaces are equal, so they share compiled steps.
+    def __hash__(self) -> int:
+        return hash(self._identity)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Learner) and self._identity == other._identity
 
     # ----- parameters ------------------------------------------------------------------------------
 
@@ -164,6 +173,16 @@ class Learner:
         params = optax.apply_updates(state["params"], updates)
         rate = self.cfg["slow_rate"]
         slow = jax.tree.map(lambda s, v: (1.0 - rate) * s + rate * v, state["slow_val"], params["val"])
-        metrics.update({"loss/total": total, "grad_norm": optax.global_norm(grads)})
+        metrics.update({"loss/total": total, "grad_norm": optax.tree.norm(grads)})
         new_state = {"params": params, "slow_val": slow, "opt": opt_state, "retnorm": retnorm}
         return new_state, metrics, latents
+
+
+@partial(jax.jit, static_argnums=0, donate_argnums=1)
+def _train_step(learner: Learner, state: TrainState, data: dict, key: jax.Array):
+    return learner._train_step(state, data, key)
+
+
+@partial(jax.jit, static_argnums=0)
+def _policy_step(learner: Learner, params: dict, carry: dict, obs: dict, key: jax.Array):
+    return learner._policy_step(params, carry, obs, key)

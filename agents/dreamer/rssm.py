@@ -80,15 +80,19 @@ def block_gru_init(key: jax.Array, cfg: RSSMConfig, stoch_dim: int, act_dim: int
 
 
 def block_gru(p: nets.Params, deter: jax.Array, stoch: jax.Array, action: jax.Array) -> jax.Array:
-    """One step of the block GRU: 8 groups, each sees the shared inputs and its own slice of deter."""
-    blocks = p["gates"]["w"].shape[0]
+    """One step of the block GRU: 8 groups, each sees the shared inputs and its own slice of deter.
+
+    Each group's hidden layer is Linear(concat(deter slice, shared)); the shared part of all groups is
+    applied as one dense matmul instead of copying the shared inputs into every group (same result)."""
+    w, bias = p["hidden"]["lin"]["w"], p["hidden"]["lin"]["b"]
+    blocks, group_in, group_out = w.shape
+    d = deter.shape[-1] // blocks
     x = jnp.concatenate(
         [nets.dense(p["in_deter"], deter), nets.dense(p["in_stoch"], stoch), nets.dense(p["in_action"], action)], -1
     )
-    groups = deter.reshape(*deter.shape[:-1], blocks, -1)
-    x = jnp.concatenate([groups, jnp.broadcast_to(x[..., None, :], (*x.shape[:-1], blocks, x.shape[-1]))], -1)
-    x = x.reshape(*x.shape[:-2], -1)
-    x = jax.nn.silu(nets.rms_norm(p["hidden"]["norm"], nets.block_linear(p["hidden"]["lin"], x)))
+    w_shared = w[:, d:].transpose(1, 0, 2).reshape(group_in - d, blocks * group_out)
+    x = nets.block_linear({"w": w[:, :d], "b": bias}, deter) + x @ w_shared.astype(x.dtype)
+    x = jax.nn.silu(nets.rms_norm(p["hidden"]["norm"], x))
     gates = nets.block_linear(p["gates"], x).reshape(*deter.shape[:-1], blocks, 3, -1)
     reset, cand, update = (gates[..., i, :].reshape(deter.shape) for i in range(3))
     reset = jax.nn.sigmoid(reset)

@@ -1,0 +1,117 @@
+"""Speed figures of the Dreamer agent for `python -m harness.bench`.
+
+Each case builds the agent for a task's observation and action spaces (DMC cartpole balance: 5 floats
+and one bounded action; Crafter: a 64x64 RGB image and 17 actions), fills the replay with random
+steps, and times whole train updates at batch 16 x 64 (median after compilation) and env-batched
+policy steps. Peak memory is the process's maximum resident set size. Run one case alone with
+`python -m agents.dreamer.bench [quick]`.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import jax
+import numpy as np
+import yaml
+
+from agents.dreamer.agent import DreamerAgent
+
+CONFIG = Path(__file__).resolve().parents[2] / "harness" / "config" / "agent" / "dreamerv3.yaml"
+
+TASKS = {
+    "dmc_cartpole": (
+        gym.spaces.Dict({
+            "position": gym.spaces.Box(-np.inf, np.inf, (3,), np.float32),
+            "velocity": gym.spaces.Box(-np.inf, np.inf, (2,), np.float32),
+        }),
+        gym.spaces.Box(-1.0, 1.0, (1,), np.float32),
+    ),
+    "crafter": (
+        gym.spaces.Dict({"image": gym.spaces.Box(0, 255, (64, 64, 3), np.uint8)}),
+        gym.spaces.Discrete(17),
+    ),
+}
+
+
+def make_agent(task: str, size: str, num_envs: int = 1, **overrides: Any) -> DreamerAgent:
+    cfg = yaml.safe_load(CONFIG.read_text())
+    cfg.update(size=size, **overrides)
+    obs_space, act_space = TASKS[task]
+    return DreamerAgent(cfg, obs_space, act_space, num_envs, seed=0)
+
+
+def random_step(agent: DreamerAgent, obs_space: gym.spaces.Dict, rng: np.random.Generator, t: int) -> dict:
+    n = agent.num_envs
+    obs = {}
+    for key, space in obs_space.spaces.items():
+        if space.dtype == np.uint8:
+            obs[key] = rng.integers(0, 256, (n, *space.shape), dtype=np.uint8)
+        else:
+            obs[key] = rng.normal(size=(n, *space.shape)).astype(np.float32)
+    obs["reward"] = rng.normal(size=n).astype(np.float32)
+    obs["is_first"] = np.full(n, t % 500 == 0)
+    obs["is_last"] = np.full(n, t % 500 == 499)
+    obs["is_terminal"] = np.zeros(n, bool)
+    return obs
+
+
+def fill(agent: DreamerAgent, task: str, steps: int) -> float:
+    """Act and observe `steps` random observations; returns the median policy step in seconds."""
+    obs_space = TASKS[task][0]
+    rng, state, times = np.random.default_rng(0), None, []
+    for t in range(steps):
+        obs = random_step(agent, obs_space, rng, t)
+        start = time.perf_counter()
+        action, state = agent.act(obs, state, "train")
+        jax.block_until_ready(state)
+        times.append(time.perf_counter() - start)
+        agent.observe({**obs, "action": action})
+    return float(np.median(times[5:]))
+
+
+def time_updates(agent: DreamerAgent, repeats: int) -> float:
+    """Median seconds of one train update (batch sampling included), after one compiling update."""
+    times = []
+    for _ in range(repeats + 1):
+        start = time.perf_counter()
+        batch, envs, starts = agent._sample()
+        agent.state, metrics, latents = agent.learner.train_step(agent.state, batch, agent._next_key())
+        agent.replay.write_latents(envs, starts, jax.tree.map(np.asarray, latents))
+        times.append(time.perf_counter() - start)
+    return float(np.median(times[1:]))
+
+
+def case(task: str, size: str, repeats: int) -> list[dict]:
+    agent = make_agent(task, size)
+    policy = fill(agent, task, 200)
+    update = time_updates(agent, repeats)
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    name = f"dreamerv3 {size} {task}"
+    notes = f"batch 16x64, float32, {jax.devices()[0].device_kind}, median of {repeats} after compilation"
+    return [
+        {"name": f"{name} update", "value": update, "unit": "s/update", "notes": notes},
+        {"name": f"{name} updates/s", "value": 1.0 / update, "unit": "updates/s", "notes": notes},
+        {"name": f"{name} policy step", "value": policy * 1e3, "unit": "ms", "notes": "1 env, median of 195"},
+        {"name": f"{name} peak memory", "value": peak_gb, "unit": "GB", "notes": "process max RSS so far"},
+    ]
+
+
+def figures(quick: bool) -> list[dict]:
+    repeats = 3 if quick else 10
+    cases = [("dmc_cartpole", "1m")] if quick else [("dmc_cartpole", "1m"), ("dmc_cartpole", "12m"), ("crafter", "1m")]
+    return [fig for task, size in cases for fig in case(task, size, repeats)]
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 2:
+        rows = case(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 5)
+    else:
+        rows = figures(quick=len(sys.argv) > 1 and sys.argv[1] == "quick")
+    for row in rows:
+        print(f"{row['name']:45s} {row['value']:10.4f} {row['unit']:10s} {row['notes']}")
