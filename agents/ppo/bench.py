@@ -17,13 +17,16 @@ from pathlib import Path
 from typing import Any
 
 CASES = [
-    # suite, task, agent steps (quick, full): whole rollouts, at least two updates
-    ("classic", "CartPole-v1", 8_192, 65_536),  # 4 envs x 128 steps per update
-    ("atari26", "pong", 2_048, 8_192),  # 8 envs x 128 steps per update
+    # suite, task, agent steps (quick, full): whole rollouts, at least two updates; agent overrides
+    ("classic", "CartPole-v1", 8_192, 65_536, []),  # 4 envs x 128 steps per update
+    ("atari26", "pong", 2_048, 8_192, []),  # 8 envs x 128 steps per update
+    ("atari26", "pong", 2_048, 8_192, ["agent.precision=bfloat16"]),
 ]
 
 
-def loop_steps_per_second(suite: str, task: str, steps: int, root: Path) -> tuple[float, dict[str, Any]]:
+def loop_steps_per_second(
+    suite: str, task: str, steps: int, overrides: list[str], root: Path
+) -> tuple[float, dict[str, Any]]:
     """Agent steps/s of PPO through the loop, and the run's resolved agent settings."""
     from harness import loop
     from harness.plan import compose, make_plan
@@ -32,7 +35,7 @@ def loop_steps_per_second(suite: str, task: str, steps: int, root: Path) -> tupl
 
     cfg = compose([f"suite={suite}", "agent=ppo", f"task={task}", f"steps={steps}", f"root={root}",
                    "suite.protocol.eval_every=0", "suite.protocol.final_eval_episodes=0",
-                   "run.log_every=1e9", "run.checkpoint_every=1e9"])
+                   "run.log_every=1e9", "run.checkpoint_every=1e9", *overrides])
     (spec,) = make_plan(cfg)
     prepare(spec, "new")
     run = RunDir(spec.run_dir)
@@ -45,12 +48,12 @@ def loop_steps_per_second(suite: str, task: str, steps: int, root: Path) -> tupl
 def figures(quick: bool) -> list[dict[str, Any]]:
     rows = []
     with tempfile.TemporaryDirectory() as root:
-        for suite, task, quick_steps, full_steps in CASES:
+        for case, (suite, task, quick_steps, full_steps, overrides) in enumerate(CASES):
             steps = quick_steps if quick else full_steps
-            fps, agent = loop_steps_per_second(suite, task, steps, Path(root))
+            fps, agent = loop_steps_per_second(suite, task, steps, overrides, Path(root) / str(case))
             rollout = agent["discrete"]["rollout"]
             rows.append({
-                "name": f"ppo {suite}/{task} through the loop",
+                "name": f"ppo {suite}/{task} through the loop, {agent['precision']}",
                 "value": fps,
                 "unit": "agent steps/s",
                 "notes": f"{agent['envs']} envs x {rollout} steps per update, {agent['discrete']['epochs']} epochs, "
