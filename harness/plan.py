@@ -134,8 +134,8 @@ def _tasks(cfg: DictConfig, suite: Suite) -> list[str]:
 
 def _protocol_overrides(cfg: DictConfig) -> dict[str, Any]:
     """Every suite setting that differs from the suite's own file: reports mark such runs."""
-    paper = OmegaConf.to_container(compose([f"suite={cfg.suite.name}"]).suite)
-    run = OmegaConf.to_container(cfg.suite)
+    paper = OmegaConf.to_container(compose([f"suite={cfg.suite.name}"]).suite, resolve=True)
+    run = OmegaConf.to_container(cfg.suite, resolve=True)
     changes: dict[str, Any] = {}
 
     def diff(a: Any, b: Any, prefix: str) -> None:
@@ -154,7 +154,7 @@ def make_plan(cfg: DictConfig) -> list[RunSpec]:
     _validate(cfg)
     if cfg.steps is not None:
         cfg.suite.protocol.budget = cfg.steps
-    suite = Suite.from_config(OmegaConf.to_container(cfg.suite))
+    suite = Suite.from_config(OmegaConf.to_container(cfg.suite, resolve=True))
     tasks = _tasks(cfg, suite)
     try:
         suite.check_installed()
@@ -164,7 +164,7 @@ def make_plan(cfg: DictConfig) -> list[RunSpec]:
     agent_class = resolve(cfg.agent.factory)
     if hasattr(agent_class, "validate_config"):
         try:
-            agent_class.validate_config(OmegaConf.to_container(cfg.agent))
+            agent_class.validate_config(OmegaConf.to_container(cfg.agent, resolve=True))
         except ValueError as error:
             raise ConfigError(f"invalid agent setting: {error}") from None
     if cfg.logger.tensorboard and importlib.util.find_spec("tensorboardX") is None:
@@ -174,8 +174,8 @@ def make_plan(cfg: DictConfig) -> list[RunSpec]:
     specs = []
     for task in tasks:
         for seed in range(cfg.seed, cfg.seed + cfg.seeds):
-            run = {"format": 1, **{k: OmegaConf.to_container(cfg[k]) if isinstance(cfg[k], DictConfig) else cfg[k]
-                                   for k in RUN_KEYS}}
+            run = {"format": 1, **{k: OmegaConf.to_container(cfg[k], resolve=True)
+                                   if isinstance(cfg[k], DictConfig) else cfg[k] for k in RUN_KEYS}}
             run.update(task=task, seed=seed, protocol_overrides=overrides)
             run_dir = Path(cfg.root) / suite.name / cfg.agent.name / task / f"seed{seed}"
             specs.append(RunSpec(suite.name, task, cfg.agent.name, seed, run_dir,

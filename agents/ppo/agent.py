@@ -29,7 +29,7 @@ from agents.ppo.nets import ActorCritic
 from agents.ppo.observations import Observations, RunningMeanStd
 from agents.ppo.rollout import RolloutBuffer, gae
 
-HARNESS_KEYS = {"name", "factory", "requires", "extra", "envs"}
+HARNESS_KEYS = {"name", "factory", "requires", "extra", "envs", "slurm"}
 VARIANTS = ("discrete", "continuous")
 VARIANT_KEYS = {"rollout", "epochs", "minibatches", "lr", "clip", "clip_value", "ent_coef", "obs_norm", "rewards"}
 SHARED_KEYS = {

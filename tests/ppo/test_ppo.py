@@ -18,8 +18,9 @@ from harness.plan import CONFIG_DIR
 
 
 def ppo_config(discrete: dict | None = None, continuous: dict | None = None, **shared) -> dict:
-    """harness/config/agent/ppo.yaml with some settings changed."""
+    """harness/config/agent/ppo.yaml, resolved as the harness resolves it, with some settings changed."""
     config = yaml.safe_load((CONFIG_DIR / "agent" / "ppo.yaml").read_text())
+    config["anneal_steps"] = 100_000  # ${suite.protocol.budget}: the harness fills in the run's budget
     config["discrete"].update(discrete or {})
     config["continuous"].update(continuous or {})
     return {**config, "threads": 1, **shared}
