@@ -16,6 +16,7 @@ from harness import loop
 from harness.rundir import RunDir
 
 EXIT_CODES = {"done": 0, "failed": 1, "preempted": 3}
+MAX_ERROR_CHARS = 300
 
 
 def run_job(run_dir: Path | str) -> str:
@@ -30,7 +31,8 @@ def run_job(run_dir: Path | str) -> str:
     except Exception as error:  # the run fails; its last good checkpoint stays
         trace = traceback.format_exc()
         print(trace, file=sys.stderr, flush=True)
-        run.update_status(state="failed", error=f"{type(error).__name__}: {error}", traceback=trace, log=str(run.log))
+        summary = f"{type(error).__name__}: {error}".splitlines()[0][:MAX_ERROR_CHARS]  # the log has it all
+        run.update_status(state="failed", error=summary, traceback=trace, log=str(run.log))
         return "failed"
     finally:
         for sig, handler in previous.items():

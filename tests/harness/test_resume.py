@@ -110,3 +110,17 @@ def test_sigterm_with_envs_in_worker_processes(tmp_path, run_cli):
     scores = [json.loads(line) for line in run.scores.read_text().splitlines()]
     assert sum(s["final"] for s in scores) == 3
     assert all(s["episode/length"] <= 500 for s in scores)  # Acrobot-v1's time limit
+
+
+def test_diverging_run_fails_and_keeps_its_last_good_checkpoint(tmp_path, run_cli):
+    """A real divergence: PPO with an absurd learning rate turns its parameters into NaN."""
+    result = run_cli("harness.run", "agent=ppo", "task=CartPole-v1", "steps=20000", "agent.discrete.lr=1e30",
+                     "run.checkpoint_every=0.05", "root=r", cwd=tmp_path, check=False)
+    assert result.returncode == 1
+    run = RunDir(tmp_path / "r/classic/ppo/CartPole-v1/seed0")
+    status = run.read_status()
+    assert status["state"] == "failed" and "nan" in status["error"].lower()
+    assert len(status["error"]) <= 300 and "Traceback" in status["traceback"]
+    checkpoint = run.latest_checkpoint()
+    assert checkpoint is not None and int(checkpoint.name) < 20000
+    assert (checkpoint / "agent").is_dir() and any((checkpoint / "agent").iterdir())
