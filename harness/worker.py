@@ -31,7 +31,7 @@ def run_job(run_dir: Path | str) -> str:
     except Exception as error:  # the run fails; its last good checkpoint stays
         trace = traceback.format_exc()
         print(trace, file=sys.stderr, flush=True)
-        summary = f"{type(error).__name__}: {error}".splitlines()[0][:MAX_ERROR_CHARS]  # the log has it all
+        summary = " ".join(f"{type(error).__name__}: {error}".split())[:MAX_ERROR_CHARS]  # the log has it all
         run.update_status(state="failed", error=summary, traceback=trace, log=str(run.log))
         return "failed"
     finally:
