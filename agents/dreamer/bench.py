@@ -9,6 +9,7 @@ policy steps. Peak memory is the process's maximum resident set size. Run one ca
 
 from __future__ import annotations
 
+import os
 import resource
 import sys
 import time
@@ -75,27 +76,32 @@ def fill(agent: DreamerAgent, task: str, steps: int) -> float:
     return float(np.median(times[5:]))
 
 
-def time_updates(agent: DreamerAgent, repeats: int) -> float:
-    """Median seconds of one train update (batch sampling included), after one compiling update."""
+def time_updates(agent: DreamerAgent, repeats: int) -> tuple[float, float]:
+    """Median wall and CPU seconds of one train update (batch sampling included), after one compiling
+    update. CPU seconds count every thread of this process; on a shared machine they show the work
+    done, while wall seconds also show the waiting for cores."""
     times = []
     for _ in range(repeats + 1):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         batch, envs, starts = agent._sample()
         agent.state, metrics, latents = agent.learner.train_step(agent.state, batch, agent._next_key())
         agent.replay.write_latents(envs, starts, jax.tree.map(np.asarray, latents))
-        times.append(time.perf_counter() - start)
-    return float(np.median(times[1:]))
+        times.append((time.perf_counter() - start, time.process_time() - cpu))
+    wall, cpu = np.median(times[1:], axis=0)
+    return float(wall), float(cpu)
 
 
 def case(task: str, size: str, repeats: int) -> list[dict]:
     agent = make_agent(task, size)
     policy = fill(agent, task, 200)
-    update = time_updates(agent, repeats)
+    update, cpu = time_updates(agent, repeats)
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     name = f"dreamerv3 {size} {task}"
-    notes = f"batch 16x64, float32, {jax.devices()[0].device_kind}, median of {repeats} after compilation"
+    notes = (f"batch 16x64, float32, {jax.devices()[0].device_kind} x{os.cpu_count()}, median of {repeats} "
+             f"after compilation, load average {os.getloadavg()[0]:.1f}")
     return [
         {"name": f"{name} update", "value": update, "unit": "s/update", "notes": notes},
+        {"name": f"{name} update CPU time", "value": cpu, "unit": "cpu-s/update", "notes": "all threads"},
         {"name": f"{name} updates/s", "value": 1.0 / update, "unit": "updates/s", "notes": notes},
         {"name": f"{name} policy step", "value": policy * 1e3, "unit": "ms", "notes": "1 env, median of 195"},
         {"name": f"{name} peak memory", "value": peak_gb, "unit": "GB", "notes": "process max RSS so far"},

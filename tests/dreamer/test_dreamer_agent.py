@@ -116,3 +116,4 @@ def test_config_errors_name_the_valid_choices():
     cfg["rssm"]["core"] = "lstm"
     with pytest.raises(ValueError, match="valid: blockgru"):
         DreamerAgent(cfg, VECTOR, gym.spaces.Discrete(3), 1, seed=0)
+
