@@ -18,8 +18,13 @@ import numpy as np
 
 from agents.base import LOOP_KEYS
 from agents.dreamer import config as dreamer_config
+from agents.dreamer.component_learner import ComponentLearner, validate as validate_components
+from agents.dreamer.explore import Exploration
 from agents.dreamer.learner import Learner
 from agents.dreamer.replay import Replay
+
+# `agent.learner`: V3's own loss, or the loss assembled from components (V1, V2, V3-2023 presets).
+LEARNERS = {"v3": Learner, "components": ComponentLearner}
 
 
 class DreamerAgent:
@@ -29,7 +34,7 @@ class DreamerAgent:
         self.cfg = dreamer_config.resolve(config)
         self.act_space, self.num_envs = act_space, num_envs
         self.discrete = isinstance(act_space, gym.spaces.Discrete)
-        self.learner = Learner(self.cfg, obs_space, act_space)
+        self.learner = LEARNERS[self.cfg.get("learner", "v3")](self.cfg, obs_space, act_space)
         self.keys = [k for k in self.learner.spec] + list(LOOP_KEYS)
         self.batch, self.length = int(self.cfg["batch_size"]), int(self.cfg["batch_length"])
         replay = self.cfg["replay"]
@@ -38,10 +43,18 @@ class DreamerAgent:
         self.state = self.learner.init(key)
         self.counters = {"updates": 0, "agent_steps": 0, "owed": 0.0}
         self._latent: dict[str, np.ndarray] | None = None  # the train policy's latent for `observe`
+        explore = self.cfg.get("explore")  # V1/V2: random prefill and action noise (explore.py)
+        self.explore = explore and Exploration(**explore, prefill_steps=self.cfg["train_after"],
+                                               discrete=self.discrete, seed=seed)
 
     @staticmethod
     def validate_config(config: dict[str, Any]) -> None:
         dreamer_config.validate(config)
+        learner = config.get("learner", "v3")
+        if learner not in LEARNERS:
+            raise ValueError(f"unknown agent.learner '{learner}'; valid: {', '.join(LEARNERS)}")
+        if learner == "components":
+            validate_components(config)
 
     def _next_key(self) -> jax.Array:
         self.key, key = jax.random.split(self.key)
@@ -61,6 +74,9 @@ class DreamerAgent:
                 "stoch": np.asarray(state["stoch"], np.float16),
             }
         action = np.asarray(action)
+        if mode == "train" and self.explore:
+            action = self.explore(action, self.counters["agent_steps"])
+            state = {**state, "prevact": jnp.asarray(action)}  # the filter continues from the executed action
         if self.discrete:
             return action.argmax(-1).astype(np.int64), state
         return np.clip(action, -1.0, 1.0).astype(np.float32), state
@@ -86,6 +102,8 @@ class DreamerAgent:
     def update(self) -> dict[str, float]:
         if not self._ready():
             return {}
+        if not self.counters["updates"]:  # V1/V2 `pretrain` updates right after the prefill
+            self.counters["owed"] += self.cfg.get("pretrain", 0)
         self.counters["owed"] += self.num_envs * self.cfg["train_ratio"] / (self.batch * self.length)
         todo = int(self.counters["owed"])
         self.counters["owed"] -= todo

@@ -21,6 +21,7 @@ so dynamics backprop moves only the actor, as with V1/V2's separate optimisers.
 
 from __future__ import annotations
 
+import json
 from functools import partial
 from typing import Any
 
@@ -29,24 +30,12 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from agents.dreamer import behavior, codecs, heads, kl, nets, optim, policies, rssm
-from agents.dreamer.adam import adam_per_module
+from agents.dreamer import behavior, codecs, heads, kl, learner, nets, optim, policies, rssm
 from agents.dreamer.dists import binary_loss
-from agents.dreamer.gaussian import GaussianLatent
-from agents.dreamer.gru import gru, gru_init, gru_nonorm_init
 from agents.dreamer.learner import Learner, TrainState
-from agents.dreamer.scalar_heads import NormalScalar, SymlogTwoHot
 
 sg = jax.lax.stop_gradient
 
-# TODO(registries): move these into rssm.LATENTS / rssm.CORES / optim.OPTIMIZERS once the V3 owner's
-# speed work on those files has landed (additive entries), and drop these lines.
-rssm.LATENTS.setdefault("gaussian", GaussianLatent)
-rssm.CORES.setdefault("gru", (gru_init, gru))
-rssm.CORES.setdefault("gru_nonorm", (gru_nonorm_init, gru))
-optim.OPTIMIZERS.setdefault("adam_per_module", adam_per_module)
-
-SCALARS = {**heads.SCALAR_OUTPUTS, "twohot_symlog": SymlogTwoHot, "mse": NormalScalar}
 REWARD_TRANSFORMS = {"identity": lambda r: r, "tanh": jnp.tanh}
 ACTOR_GRADS = ("reinforce", "backprop")
 CRITIC_TARGETS = ("online", "slow")
@@ -68,7 +57,7 @@ def validate(cfg: dict[str, Any]) -> None:
     if missing:
         raise ValueError(f"agent.learner=components needs the keys: {', '.join(missing)}")
     choices = [
-        ("heads.scalar", cfg["heads"]["scalar"], SCALARS),
+        ("heads.scalar", cfg["heads"]["scalar"], heads.SCALAR_OUTPUTS),
         ("reward_transform", cfg["reward_transform"], REWARD_TRANSFORMS),
         ("actor_grad.discrete", cfg["actor_grad"].get("discrete"), ACTOR_GRADS),
         ("actor_grad.continuous", cfg["actor_grad"].get("continuous"), ACTOR_GRADS),
@@ -90,12 +79,14 @@ class ComponentLearner(Learner):
         kind = "discrete" if isinstance(act_space, gym.spaces.Discrete) else "continuous"
         self.backprop = cfg["actor_grad"][kind] == "backprop"
         self.policy = policies.make_policy(act_space, straight_through=self.backprop, **cfg["policy"])
-        self.scalar = SCALARS[cfg["heads"]["scalar"]](cfg["heads"]["bins"])
+        self.scalar = heads.SCALAR_OUTPUTS[cfg["heads"]["scalar"]](cfg["heads"]["bins"])
         token_dim = codecs.encoder_out_dim(self.spec, cfg["units"], cfg["depth"])
         self.rssm = rssm.RSSM(rssm.RSSMConfig(**cfg["rssm"]), token_dim, self.policy.act_dim)
         self.opt = optim.make_optimizer(cfg["optimizer"])
-        self.train_step = jax.jit(self._train_step, donate_argnums=0)
-        self.policy_step = jax.jit(self._policy_step)
+        # Compiled once per equal config and spaces, as learner.Learner's steps.
+        self._identity = (type(self), json.dumps(cfg, sort_keys=True, default=str), repr(obs_space), repr(act_space))
+        self.train_step = partial(learner._train_step, self)
+        self.policy_step = partial(learner._policy_step, self)
 
     def init(self, key: jax.Array) -> TrainState:
         return {**super().init(key), "updates": jnp.zeros((), jnp.int32)}

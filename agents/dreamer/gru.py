@@ -39,7 +39,8 @@ def _init(key: jax.Array, cfg: RSSMConfig, stoch_dim: int, act_dim: int, norm: b
         "cell": nets.linear_init(k_cell, cfg.hidden + cfg.deter, 3 * cfg.deter),
     }
     if norm:
-        params["norm"] = {"scale": jnp.ones(3 * cfg.deter, jnp.float32), "offset": jnp.zeros(3 * cfg.deter, jnp.float32)}
+        size = 3 * cfg.deter
+        params["norm"] = {"scale": jnp.ones(size, jnp.float32), "offset": jnp.zeros(size, jnp.float32)}
     return params
 
 

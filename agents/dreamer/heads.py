@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from agents.dreamer import dists, nets
+from agents.dreamer.scalar_heads import NormalScalar, SymlogTwoHot
 
 
 class TwoHot:
@@ -28,7 +29,8 @@ class TwoHot:
         return dists.twohot_mean(out, self.bins)
 
 
-SCALAR_OUTPUTS = {"twohot": TwoHot}
+# twohot_symlog: the 2023 V3 code; mse: DreamerV1/V2 (scalar_heads.py)
+SCALAR_OUTPUTS = {"twohot": TwoHot, "twohot_symlog": SymlogTwoHot, "mse": NormalScalar}
 
 
 class DiscretePolicy:

@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from agents.dreamer.adam import adam_per_module
+
 
 def clip_by_agc(clip: float = 0.3, pmin: float = 1e-3) -> optax.GradientTransformation:
     def init_fn(params: Any) -> optax.EmptyState:
@@ -80,7 +82,7 @@ def laprop_agc(
     )
 
 
-OPTIMIZERS = {"laprop_agc": laprop_agc}
+OPTIMIZERS = {"laprop_agc": laprop_agc, "adam_per_module": adam_per_module}  # adam: V1, V2, V3 2023
 
 
 def make_optimizer(cfg: dict) -> optax.GradientTransformation:

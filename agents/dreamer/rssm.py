@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 
 from agents.dreamer import dists, nets
+from agents.dreamer.gaussian import GaussianLatent
+from agents.dreamer.gru import gru, gru_init, gru_nonorm_init
 
 sg = jax.lax.stop_gradient
 
@@ -58,7 +60,7 @@ class CategoricalLatent:
         return dists.categorical_entropy(stats).sum(-1)
 
 
-LATENTS = {"categorical": CategoricalLatent}
+LATENTS = {"categorical": CategoricalLatent, "gaussian": GaussianLatent}  # gaussian: DreamerV1
 
 
 # ----- cores ---------------------------------------------------------------------------------------
@@ -101,7 +103,11 @@ def block_gru(p: nets.Params, deter: jax.Array, stoch: jax.Array, action: jax.Ar
     return update * cand + (1.0 - update) * deter
 
 
-CORES = {"blockgru": (block_gru_init, block_gru)}
+CORES = {
+    "blockgru": (block_gru_init, block_gru),
+    "gru": (gru_init, gru),  # DreamerV2 and the 2023 V3 code (gru.py)
+    "gru_nonorm": (gru_nonorm_init, gru),  # DreamerV1
+}
 
 
 # ----- the model -----------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import agents.dreamer.component_learner  # noqa: F401  TEMP: registers gaussian/gru until rssm.py lists them
 from agents.dreamer import dists
 from agents.dreamer.gaussian import GaussianLatent
 from agents.dreamer.kl import kl_losses
