@@ -27,6 +27,7 @@ REQUIRED = (
     "free_nats retnorm loss_scales rssm heads policy optimizer replay compute_dtype"
 ).split()
 DTYPES = ("auto", "float32", "bfloat16")
+WIDTHS = ("rssm.deter", "rssm.hidden", "rssm.classes", "depth", "units")  # what `size` fills in
 
 
 def validate(config: dict[str, Any]) -> None:
@@ -34,14 +35,18 @@ def validate(config: dict[str, Any]) -> None:
     missing = [k for k in REQUIRED if k not in config]
     if missing:
         raise ValueError(f"dreamer config lacks keys: {', '.join(missing)}")
-    if str(config["size"]) not in SIZES:
+    if config["size"] is None:  # no size preset: every width is given (the V1, V2 and V3-2023 presets)
+        unset = [k for k in WIDTHS if not (config["rssm"] if k.startswith("rssm.") else config).get(k.split(".")[-1])]
+        if unset:
+            raise ValueError(f"agent.size null needs every width set; missing: {', '.join(unset)}")
+    elif str(config["size"]) not in SIZES:
         raise ValueError(f"unknown agent.size '{config['size']}'; valid sizes: {', '.join(SIZES)}")
     if config["compute_dtype"] not in DTYPES:
         raise ValueError(f"unknown agent.compute_dtype '{config['compute_dtype']}'; valid: {', '.join(DTYPES)}")
     for key in ("train_ratio", "batch_size", "batch_length", "imag_horizon"):
         if not float(config[key]) > 0:
             raise ValueError(f"agent.{key} must be positive, got {config[key]}")
-    if config["rssm"].get("deter", SIZES[str(config["size"])]["deter"]) % config["rssm"]["blocks"]:
+    if (config["rssm"].get("deter") or SIZES[str(config["size"])]["deter"]) % config["rssm"]["blocks"]:
         raise ValueError("agent.rssm.deter must be divisible by agent.rssm.blocks")
 
 
@@ -49,7 +54,7 @@ def resolve(config: dict[str, Any]) -> dict[str, Any]:
     """A validated copy with the size preset filled in and `compute_dtype` made concrete."""
     validate(config)
     cfg = copy.deepcopy(dict(config))
-    preset = SIZES[str(cfg["size"])]
+    preset = SIZES.get(str(cfg["size"]), {})  # empty for size null
     rssm = dict(cfg["rssm"])
     for key in ("deter", "hidden", "classes"):
         rssm[key] = int(rssm.get(key) or preset[key])

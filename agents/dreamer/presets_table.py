@@ -39,7 +39,7 @@ def _latent(c: dict) -> str:
     r = c["rssm"]
     if r["latent"] == "gaussian":
         return f"Gaussian {r['stoch']}"
-    return f"categorical {r['stoch']} x {r.get('classes', 'size')}, unimix {_num(r['unimix'])}"
+    return f"categorical {r['stoch']} x {r.get('classes') or 'size ' + c['size']}, unimix {_num(r['unimix'])}"
 
 
 def _kl(c: dict) -> str:
@@ -82,8 +82,8 @@ ROWS: list[tuple[str, Callable[[dict], str]]] = [
     ("learner", lambda c: c.get("learner", "v3")),
     ("RSSM core", lambda c: c["rssm"]["core"]),
     ("latent", _latent),
-    ("deter / hidden / units", lambda c: f"{c['rssm'].get('deter', 'size')} / {c['rssm'].get('hidden', 'size')} / "
-                                         f"{c.get('units') or 'size'}"),
+    ("deter / hidden / units", lambda c: " / ".join(
+        str(x or f"size {c['size']}") for x in (c["rssm"].get("deter"), c["rssm"].get("hidden"), c.get("units")))),
     ("KL loss", _kl),
     ("free nats", lambda c: f"{_num(c['free_nats'])} on the {'batch mean' if c['free_avg'] else 'entry'}"),
     ("reward / value output", lambda c: c["heads"]["scalar"]),

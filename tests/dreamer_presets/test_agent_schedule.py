@@ -1,5 +1,6 @@
 """DreamerAgent with a V1/V2 preset: random-action prefill, `pretrain` updates, the train ratio after."""
 
+import jax
 import numpy as np
 
 from agents.dreamer.agent import DreamerAgent
@@ -7,7 +8,7 @@ from agents.dreamer.component_learner import ComponentLearner
 from preset_helpers import DISCRETE, OBS_SPACE, preset_config
 
 
-def test_prefill_acts_randomly_then_pretrains_then_follows_the_train_ratio():
+def test_prefill_acts_randomly_then_pretrains_then_follows_the_train_ratio(tmp_path):
     size = {"units": 16, "rssm.deter": 16, "rssm.hidden": 16, "compute_dtype": "float32", "imag_horizon": 3,
             "batch_size": 2, "batch_length": 4, "train_after": 30, "pretrain": 3, "train_ratio": 4}
     cfg = preset_config("dreamerv1", **size)
@@ -29,3 +30,10 @@ def test_prefill_acts_randomly_then_pretrains_then_follows_the_train_ratio():
     assert updates[28] == 0
     assert updates[29] == 3
     assert updates[39] == 3 + 5
+    # The component learner's state (with its update counter for the slow critic) survives a checkpoint.
+    agent.save(tmp_path)
+    restored = DreamerAgent(cfg, OBS_SPACE, DISCRETE, num_envs=1, seed=1)
+    restored.load(tmp_path)
+    assert int(restored.state["updates"]) == 8 and restored.counters == agent.counters
+    for a, b in zip(jax.tree.leaves(agent.state), jax.tree.leaves(restored.state)):
+        np.testing.assert_array_equal(a, b)

@@ -89,6 +89,8 @@ def test_bad_switches_name_the_valid_choices():
         validate({**cfg, "actor_grad": {"discrete": "reinforce", "continuous": "dynamics"}})
     with pytest.raises(ValueError, match="needs the keys: free_avg"):
         validate({k: v for k, v in cfg.items() if k != "free_avg"})
+    with pytest.raises(ValueError, match="agent.size null needs every width set; missing: rssm.hidden, units"):
+        dreamer_config.validate({**cfg, "units": None, "rssm": {**cfg["rssm"], "hidden": None}})
 
 
 def test_presets_md_holds_the_generated_tables():
