@@ -3,14 +3,17 @@
 Each case builds the agent for a task's observation and action spaces (DMC cartpole balance: 5 floats
 and one bounded action; Crafter: a 64x64 RGB image and 17 actions), fills the replay with random
 steps, and times whole train updates at batch 16 x 64 (median after compilation) and env-batched
-policy steps. Peak memory is the process's maximum resident set size. Run one case alone with
-`python -m agents.dreamer.bench [quick]`.
+policy steps. Each case runs in its own process; peak memory is that process's maximum resident set
+size (compilation included). `python -m agents.dreamer.bench [quick]` prints the table;
+`python -m agents.dreamer.bench case crafter 1m 10` runs one case.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import resource
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -104,20 +107,28 @@ def case(task: str, size: str, repeats: int) -> list[dict]:
         {"name": f"{name} update CPU time", "value": cpu, "unit": "cpu-s/update", "notes": "all threads"},
         {"name": f"{name} updates/s", "value": 1.0 / update, "unit": "updates/s", "notes": notes},
         {"name": f"{name} policy step", "value": policy * 1e3, "unit": "ms", "notes": "1 env, median of 195"},
+        {"name": f"{name} policy steps/s", "value": 1.0 / policy, "unit": "steps/s", "notes": "1 env"},
         {"name": f"{name} peak memory", "value": peak_gb, "unit": "GB", "notes": "process max RSS so far"},
     ]
 
 
 def figures(quick: bool) -> list[dict]:
+    """Each case in its own process, so peak memory and compilation caches are the case's own."""
     repeats = 3 if quick else 10
     cases = [("dmc_cartpole", "1m")] if quick else [("dmc_cartpole", "1m"), ("dmc_cartpole", "12m"), ("crafter", "1m")]
-    return [fig for task, size in cases for fig in case(task, size, repeats)]
+    rows = []
+    for task, size in cases:
+        out = subprocess.run(
+            [sys.executable, "-m", "agents.dreamer.bench", "case", task, size, str(repeats)],
+            capture_output=True, text=True, check=True,
+        ).stdout
+        rows += json.loads(out.strip().splitlines()[-1])
+    return rows
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 2:
-        rows = case(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 5)
+    if len(sys.argv) == 5 and sys.argv[1] == "case":
+        print(json.dumps(case(sys.argv[2], sys.argv[3], int(sys.argv[4]))))
     else:
-        rows = figures(quick=len(sys.argv) > 1 and sys.argv[1] == "quick")
-    for row in rows:
-        print(f"{row['name']:45s} {row['value']:10.4f} {row['unit']:10s} {row['notes']}")
+        for row in figures(quick=sys.argv[1:] == ["quick"]):
+            print(f"{row['name']:45s} {row['value']:10.4f} {row['unit']:12s} {row['notes']}")

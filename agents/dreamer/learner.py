@@ -110,7 +110,8 @@ class Learner:
         feat = self.rssm.feat(states)
         B, T = reward.shape
 
-        losses = {f"rec_{k}": v for k, v in codecs.decode_losses(p["dec"], states["deter"], states["stoch"], obs, self.spec).items()}
+        recon = codecs.decode_losses(p["dec"], states["deter"], states["stoch"], obs, self.spec)
+        losses = {f"rec_{k}": v for k, v in recon.items()}
         losses["rew"] = self.scalar.loss(heads.head(p["rew"], feat), reward)
         con_target = (1.0 - term) * (1.0 - 1.0 / cfg["horizon"])
         losses["con"] = binary_loss(heads.head(p["con"], feat)[..., 0], con_target)

@@ -117,3 +117,10 @@ def test_config_errors_name_the_valid_choices():
     with pytest.raises(ValueError, match="valid: blockgru"):
         DreamerAgent(cfg, VECTOR, gym.spaces.Discrete(3), 1, seed=0)
 
+
+
+def test_bfloat16_compute_keeps_float32_parameters():
+    agent = DreamerAgent(tiny_config(compute_dtype="bfloat16"), VECTOR, gym.spaces.Discrete(3), 1, seed=0)
+    metrics = drive(agent, VECTOR, 20)
+    assert metrics["train/updates"] >= 1 and np.isfinite(metrics["train/loss/total"])
+    assert {x.dtype for x in jax.tree.leaves(agent.state["params"])} == {jnp.dtype(jnp.float32)}
