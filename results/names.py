@@ -14,13 +14,13 @@ import re
 from results import reference
 
 SUITE_ALIASES = {"atari100k": "atari26", "dmc": "dmc_proprio", "dmlab": "dmlab30"}
-SUITES = ["classic", "atari26", "atari57", "dmc_proprio", "dmc_vision", "crafter", "minecraft",
-          "dmlab30", "procgen"]
+SUITES = ["classic", "atari26", "atari57", "atari57_dreamerv2", "dmc_proprio", "dmc_vision", "crafter",
+          "minecraft", "dmlab30", "procgen"]
 # Task-name prefixes that published files put before the task, and the family they mark.
 PREFIX_FAMILY = {"atari": "atari", "dmc": "dmc", "crafter": "crafter", "minecraft": "minecraft",
                  "dmlab": "dmlab30", "procgen": "procgen"}
-SUITE_FAMILY = {"atari26": "atari", "atari57": "atari", "dmc_proprio": "dmc", "dmc_vision": "dmc",
-                "crafter": "crafter", "minecraft": "minecraft", "classic": "classic",
+SUITE_FAMILY = {"atari26": "atari", "atari57": "atari", "atari57_dreamerv2": "atari", "dmc_proprio": "dmc",
+                "dmc_vision": "dmc", "crafter": "crafter", "minecraft": "minecraft", "classic": "classic",
                 "dmlab30": "dmlab30", "procgen": "procgen"}
 
 # Variants that differ by more than case and separators.
