@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DEMO_ROOT ?= runs/demo
 
-.PHONY: demo test test-all bench
+.PHONY: demo test test-slow test-all bench
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -23,6 +23,10 @@ demo: $(STAMP)
 # The test suite (slow learning tests excluded; `make test-all` runs them too).
 test: $(STAMP)
 	MUJOCO_GL=$${MUJOCO_GL:-egl} $(PY) -m pytest -q
+
+# The slow learning tests alone (CartPole with PPO and each Dreamer preset, a SLURM time-limit run).
+test-slow: $(STAMP)
+	MUJOCO_GL=$${MUJOCO_GL:-egl} $(PY) -m pytest -q -m slow
 
 test-all: $(STAMP)
 	MUJOCO_GL=$${MUJOCO_GL:-egl} $(PY) -m pytest -q -m "slow or not slow"
