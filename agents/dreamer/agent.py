@@ -20,6 +20,7 @@ from agents.base import LOOP_KEYS
 from agents.dreamer import config as dreamer_config
 from agents.dreamer.component_learner import ComponentLearner, validate as validate_components
 from agents.dreamer.explore import Exploration
+from agents.dreamer import learner
 from agents.dreamer.learner import Learner
 from agents.dreamer.replay import Replay
 
@@ -42,6 +43,7 @@ class DreamerAgent:
         key, self.key = jax.random.split(jax.random.PRNGKey(seed))
         self.state = self.learner.init(key)
         self.counters = {"updates": 0, "agent_steps": 0, "owed": 0.0}
+        self._compiled = False  # whether this process has compiled the train step (see _start_update)
         self._latent: dict[str, np.ndarray] | None = None  # the train policy's latent for `observe`
         explore = self.cfg.get("explore")  # V1/V2: random prefill and action noise (explore.py)
         self.explore = explore and Exploration(**explore, prefill_steps=self.cfg["train_after"],
@@ -113,7 +115,7 @@ class DreamerAgent:
         pending = self._sample()
         for i in range(todo):
             batch, envs, starts = pending
-            self.state, metrics, latents = self.learner.train_step(self.state, batch, self._next_key())
+            metrics, latents = self._start_update(batch)
             if i + 1 < todo:
                 pending = self._sample()  # host work overlaps the update, which runs asynchronously
             self.replay.write_latents(envs, starts, jax.tree.map(np.asarray, latents))
@@ -122,6 +124,15 @@ class DreamerAgent:
         out["train/updates"] = float(self.counters["updates"])
         out["replay/steps"] = float(len(self.replay))
         return out
+
+    def _start_update(self, batch: dict[str, jax.Array]) -> tuple[dict, dict]:
+        """Dispatch one train step (it runs asynchronously); returns its metrics and latents."""
+        key = self._next_key()
+        if not self._compiled:
+            learner.compile_train_step(self.learner, self.state, batch, key)
+            self._compiled = True
+        self.state, metrics, latents = self.learner.train_step(self.state, batch, key)
+        return metrics, latents
 
     def _sample(self) -> tuple[dict[str, jax.Array], np.ndarray, np.ndarray]:
         data, envs, starts = self.replay.sample(self.batch)

@@ -87,7 +87,7 @@ def time_updates(agent: DreamerAgent, repeats: int) -> tuple[float, float]:
     for _ in range(repeats + 1):
         start, cpu = time.perf_counter(), time.process_time()
         batch, envs, starts = agent._sample()
-        agent.state, metrics, latents = agent.learner.train_step(agent.state, batch, agent._next_key())
+        metrics, latents = agent._start_update(batch)
         agent.replay.write_latents(envs, starts, jax.tree.map(np.asarray, latents))
         times.append((time.perf_counter() - start, time.process_time() - cpu))
     wall, cpu = np.median(times[1:], axis=0)
