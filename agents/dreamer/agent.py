@@ -69,7 +69,8 @@ class DreamerAgent:
             state = self.learner.initial_carry(len(obs["is_first"]))
         inputs = {k: obs[k] for k in self.learner.spec}
         inputs["is_first"] = np.asarray(obs["is_first"])
-        state, action = self.learner.policy_step(self.state["params"], state, inputs, self._next_key())
+        greedy = mode == "eval" and self.cfg["eval_policy"] == "mode"
+        state, action = self.learner.policy_step(self.state["params"], state, inputs, self._next_key(), greedy)
         if mode == "train":
             self._latent = {
                 "deter": np.asarray(state["deter"], np.float16),
@@ -146,7 +147,8 @@ class DreamerAgent:
         path = Path(path)
         leaves = jax.tree.leaves(self.state)
         np.savez(path / "agent.npz", *[np.asarray(x) for x in leaves], key=np.asarray(self.key))
-        (path / "agent.json").write_text(json.dumps(self.counters))
+        rng = {"explore_rng": self.explore.rng.bit_generator.state} if self.explore else {}
+        (path / "agent.json").write_text(json.dumps({**self.counters, **rng}))
         self.replay.save(path)
 
     def load(self, path: Path) -> None:
@@ -157,4 +159,6 @@ class DreamerAgent:
             self.key = jnp.asarray(f["key"])
         self.state = jax.tree.unflatten(treedef, leaves)
         self.counters = json.loads((path / "agent.json").read_text())
+        if self.explore:
+            self.explore.rng.bit_generator.state = self.counters.pop("explore_rng")
         self.replay.load(path)

@@ -24,9 +24,10 @@ SIZES: dict[str, dict[str, int]] = {
 
 REQUIRED = (
     "size train_ratio batch_size batch_length train_after imag_horizon horizon lam actent slowreg slow_rate "
-    "free_nats retnorm loss_scales rssm heads policy optimizer replay compute_dtype"
+    "free_nats retnorm loss_scales rssm heads policy optimizer replay compute_dtype eval_policy"
 ).split()
 DTYPES = ("auto", "float32", "bfloat16")
+EVAL_POLICIES = ("sample", "mode")  # eval actions: samples of the policy or its mode (greedy)
 WIDTHS = ("rssm.deter", "rssm.hidden", "rssm.classes", "depth", "units")  # what `size` fills in
 
 
@@ -43,6 +44,8 @@ def validate(config: dict[str, Any]) -> None:
         raise ValueError(f"unknown agent.size '{config['size']}'; valid sizes: {', '.join(SIZES)}")
     if config["compute_dtype"] not in DTYPES:
         raise ValueError(f"unknown agent.compute_dtype '{config['compute_dtype']}'; valid: {', '.join(DTYPES)}")
+    if config["eval_policy"] not in EVAL_POLICIES:
+        raise ValueError(f"unknown agent.eval_policy '{config['eval_policy']}'; valid: {', '.join(EVAL_POLICIES)}")
     for key in ("train_ratio", "batch_size", "batch_length", "imag_horizon"):
         if not float(config[key]) > 0:
             raise ValueError(f"agent.{key} must be positive, got {config[key]}")

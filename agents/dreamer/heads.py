@@ -46,6 +46,9 @@ class DiscretePolicy:
     def sample(self, key: jax.Array, out: jax.Array) -> jax.Array:
         return jax.nn.one_hot(jax.random.categorical(key, self._logp(out)), self.act_dim, dtype=jnp.float32)
 
+    def mode(self, out: jax.Array) -> jax.Array:
+        return jax.nn.one_hot(out.argmax(-1), self.act_dim, dtype=jnp.float32)
+
     def logp(self, out: jax.Array, action: jax.Array) -> jax.Array:
         return (self._logp(out) * action).sum(-1)
 
@@ -63,6 +66,9 @@ class BoundedNormalPolicy:
     def sample(self, key: jax.Array, out: jax.Array) -> jax.Array:
         mean, std = dists.bounded_normal(out, self.minstd, self.maxstd)
         return mean + std * jax.random.normal(key, mean.shape)
+
+    def mode(self, out: jax.Array) -> jax.Array:
+        return dists.bounded_normal(out, self.minstd, self.maxstd)[0]
 
     def logp(self, out: jax.Array, action: jax.Array) -> jax.Array:
         mean, std = dists.bounded_normal(out, self.minstd, self.maxstd)

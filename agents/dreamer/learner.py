@@ -83,14 +83,15 @@ class Learner:
     # ----- acting ----------------------------------------------------------------------------------
 
     def _policy_step(
-        self, params: dict, carry: dict, obs: dict[str, jax.Array], key: jax.Array
+        self, params: dict, carry: dict, obs: dict[str, jax.Array], key: jax.Array, greedy: bool
     ) -> tuple[dict, jax.Array]:
         p = nets.cast_params(params, self.dtype)
         k_obs, k_act = jax.random.split(key)
         tokens = codecs.encode(p["enc"], {k: obs[k] for k in self.spec}, self.spec, self.dtype)
         latent = {k: carry[k].astype(self.dtype) for k in ("deter", "stoch")}
         state, _ = self.rssm.obs_step(p["dyn"], latent, carry["prevact"], tokens, obs["is_first"], k_obs)
-        action = self.policy.sample(k_act, heads.head(p["pol"], self.rssm.feat(state)))
+        out = heads.head(p["pol"], self.rssm.feat(state))
+        action = self.policy.mode(out) if greedy else self.policy.sample(k_act, out)
         new = {"deter": state["deter"].astype(jnp.float32), "stoch": state["stoch"].astype(jnp.float32)}
         return {**new, "prevact": action}, action
 
@@ -198,6 +199,6 @@ def _train_step(learner: Learner, state: TrainState, data: dict, key: jax.Array)
     return learner._train_step(state, data, key)
 
 
-@partial(jax.jit, static_argnums=0)
-def _policy_step(learner: Learner, params: dict, carry: dict, obs: dict, key: jax.Array):
-    return learner._policy_step(params, carry, obs, key)
+@partial(jax.jit, static_argnums=(0, 5))
+def _policy_step(learner: Learner, params: dict, carry: dict, obs: dict, key: jax.Array, greedy: bool = False):
+    return learner._policy_step(params, carry, obs, key, greedy)

@@ -5,7 +5,7 @@ Continuous actions (the policy head outputs (..., 2A)):
 - 'trunc_normal' (V2): normal with mean tanh(x) and std 2 * sigmoid(s / 2) + minstd, truncated to [-1, 1];
   samples by the inverse CDF, so they are reparameterised (dynamics backprop needs that).
 - 'tanh_normal' (V1): normal with mean 5 * tanh(m / 5) and std softplus(s + softplus^-1(5)) + 1e-4,
-  squashed by tanh. The entropy is the base normal's entropy plus the tanh log-det at the mean (V1
+  squashed by tanh; the mode is tanh of the mean. The entropy is the base normal's entropy plus the tanh log-det at the mean (V1
   estimated it from samples; no V1 loss uses it, it is only reported).
 Discrete actions: heads.DiscretePolicy; `straight_through` (V1's dynamics backprop on one-hot actions)
 makes samples carry the probabilities' gradient.
@@ -47,6 +47,9 @@ class TruncNormalPolicy:
         mean, std, lo, hi = self._stats(out)
         return mean + std * jax.random.truncated_normal(key, lo, hi, mean.shape)
 
+    def mode(self, out: jax.Array) -> jax.Array:
+        return self._stats(out)[0]  # the mean lies inside the bounds, so it is the truncated normal's mode
+
     def logp(self, out: jax.Array, action: jax.Array) -> jax.Array:
         mean, std, lo, hi = self._stats(out)
         z = (action - mean) / std
@@ -75,6 +78,9 @@ class TanhNormalPolicy:
     def sample(self, key: jax.Array, out: jax.Array) -> jax.Array:
         mean, std = self._stats(out)
         return jnp.tanh(mean + std * jax.random.normal(key, mean.shape))
+
+    def mode(self, out: jax.Array) -> jax.Array:
+        return jnp.tanh(self._stats(out)[0])  # V1 took the likeliest of 100 samples (see PRESETS.md)
 
     def logp(self, out: jax.Array, action: jax.Array) -> jax.Array:
         mean, std = self._stats(out)
