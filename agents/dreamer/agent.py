@@ -18,14 +18,10 @@ import numpy as np
 
 from agents.base import LOOP_KEYS
 from agents.dreamer import config as dreamer_config
-from agents.dreamer.component_learner import ComponentLearner, validate as validate_components
-from agents.dreamer.explore import Exploration
 from agents.dreamer import learner
+from agents.dreamer.explore import Exploration
 from agents.dreamer.learner import Learner
 from agents.dreamer.replay import Replay
-
-# `agent.learner`: V3's own loss, or the loss assembled from components (V1, V2, V3-2023 presets).
-LEARNERS = {"v3": Learner, "components": ComponentLearner}
 
 
 class DreamerAgent:
@@ -35,7 +31,7 @@ class DreamerAgent:
         self.cfg = dreamer_config.resolve(config)
         self.act_space, self.num_envs = act_space, num_envs
         self.discrete = isinstance(act_space, gym.spaces.Discrete)
-        self.learner = LEARNERS[self.cfg.get("learner", "v3")](self.cfg, obs_space, act_space)
+        self.learner = Learner(self.cfg, obs_space, act_space)
         self.keys = [k for k in self.learner.spec] + list(LOOP_KEYS)
         self.batch, self.length = int(self.cfg["batch_size"]), int(self.cfg["batch_length"])
         replay = self.cfg["replay"]
@@ -52,11 +48,6 @@ class DreamerAgent:
     @staticmethod
     def validate_config(config: dict[str, Any]) -> None:
         dreamer_config.validate(config)
-        learner = config.get("learner", "v3")
-        if learner not in LEARNERS:
-            raise ValueError(f"unknown agent.learner '{learner}'; valid: {', '.join(LEARNERS)}")
-        if learner == "components":
-            validate_components(config)
 
     def _next_key(self) -> jax.Array:
         self.key, key = jax.random.split(self.key)

@@ -1,5 +1,6 @@
 """Actor-critic learning in imagination (spec §1.6): rollouts, lambda-returns, return normalisation,
-the REINFORCE policy loss, the twohot critic with its slow regulariser, and the replay value loss.
+the REINFORCE or dynamics-backprop policy loss, the critic with its slow regulariser, and the replay
+value loss.
 
 Losses come back per trajectory entry, shape (N, H) for imagination and (B, T - 1) for replay; the
 caller averages them and applies the loss scales.
@@ -84,7 +85,7 @@ def imagine(
 def imagination_losses(
     rew: jax.Array,
     con: jax.Array,
-    val: jax.Array,
+    boot: jax.Array,
     val_loss: Callable[[jax.Array], jax.Array],
     slow_val: jax.Array,
     logpi: jax.Array,
@@ -94,19 +95,28 @@ def imagination_losses(
     actent: float,
     slowreg: float,
     retnorm_cfg: dict,
+    backprop: bool,
+    backprop_baseline: bool,
 ) -> tuple[dict[str, jax.Array], dict[str, jax.Array], jax.Array]:
-    """REINFORCE policy loss and critic loss on imagined trajectories of shape (N, H + 1).
+    """Policy and critic losses on imagined trajectories of shape (N, H + 1).
 
-    `con` is the continue probability, which already contains the discount (`contdisc`);
-    `val_loss(target)` is the critic's loss against a (N, H + 1) target. Returns (losses, new retnorm
-    state, the lambda-returns (N, H))."""
+    `con` is the continue probability times the discount; `boot` the values of the critic that
+    bootstraps the lambda-returns and is the baseline (online or slow); `val_loss(target)` is the trained
+    critic's loss against a (N, H + 1) target. REINFORCE weighs `logpi` with the normalised advantage;
+    dynamics backprop (`backprop`) maximises the normalised return itself, whose gradient reaches the
+    actor through `rew`, `con` and `boot`, less the baseline with `backprop_baseline`. Returns (losses,
+    new retnorm state, the lambda-returns (N, H))."""
     weight = sg(jnp.cumprod(con, 1))
-    ret = lambda_return(jnp.zeros_like(con), 1.0 - con, rew, val, 1.0, lam)
+    ret = lambda_return(jnp.zeros_like(con), 1.0 - con, rew, boot, 1.0, lam)
     retnorm = retnorm_update(retnorm, ret, retnorm_cfg["rate"], retnorm_cfg["lo"], retnorm_cfg["hi"])
-    adv = (ret - val[:, :-1]) / retnorm_scale(retnorm, retnorm_cfg["limit"])
-    policy = -weight[:, :-1] * (logpi[:, :-1] * sg(adv) + actent * entropy[:, :-1])
-    target = jnp.concatenate([ret, jnp.zeros_like(ret[:, -1:])], 1)
-    value = weight[:, :-1] * (val_loss(sg(target)) + slowreg * val_loss(sg(slow_val)))[:, :-1]
+    scale = retnorm_scale(retnorm, retnorm_cfg["limit"])
+    if backprop:
+        objective = (ret - boot[:, :-1] if backprop_baseline else ret) / scale
+    else:
+        objective = logpi[:, :-1] * sg((ret - boot[:, :-1]) / scale)
+    policy = -weight[:, :-1] * (objective + actent * entropy[:, :-1])
+    target = jnp.concatenate([sg(ret), jnp.zeros_like(ret[:, -1:])], 1)
+    value = weight[:, :-1] * (val_loss(target) + slowreg * val_loss(sg(slow_val)))[:, :-1]
     return {"policy": policy, "value": value}, retnorm, ret
 
 

@@ -1,8 +1,9 @@
 """Dreamer's settings: size presets (spec §1.1) and validation of the agent config.
 
-The agent config is the `agent` section of the run config (harness/config/agent/dreamerv3.yaml plus
-the per-suite file agent_suite/dreamerv3_<suite>.yaml and command-line overrides). `size` fills in the
+The agent config is the `agent` section of the run config (harness/config/agent/<preset>.yaml plus
+the per-suite file agent_suite/<preset>_<suite>.yaml and command-line overrides). `size` fills in the
 network widths; an explicit `rssm.deter`, `rssm.hidden`, `rssm.classes`, `depth` or `units` wins.
+Every preset states the learner's switches (learner.py explains them); `validate` checks their values.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import copy
 from typing import Any
 
 import jax
+
+from agents.dreamer import heads, learner, policies
 
 SIZES: dict[str, dict[str, int]] = {
     "1m": {"deter": 512, "hidden": 64, "classes": 4, "depth": 4, "units": 64},
@@ -24,18 +27,43 @@ SIZES: dict[str, dict[str, int]] = {
 
 REQUIRED = (
     "size train_ratio batch_size batch_length train_after imag_horizon horizon lam actent slowreg slow_rate "
-    "free_nats retnorm loss_scales rssm heads policy optimizer replay compute_dtype eval_policy"
+    "slow_every free_nats retnorm loss_scales rssm heads policy optimizer replay compute_dtype"
 ).split()
+BOOLEAN = (True, False)
+SWITCHES: dict[str, tuple] = {  # the learner's switches and their valid values
+    "policy.dist": policies.CONTINUOUS,
+    "heads.scalar": tuple(heads.SCALAR_OUTPUTS),
+    "free_avg": BOOLEAN,
+    "reward_transform": tuple(learner.REWARD_TRANSFORMS),
+    "cont_head": BOOLEAN,
+    "contdisc": BOOLEAN,
+    "actor_grad.discrete": learner.ACTOR_GRADS,
+    "actor_grad.continuous": learner.ACTOR_GRADS,
+    "critic_target": learner.CRITIC_TARGETS,
+    "backprop_baseline": BOOLEAN,
+    "latent_replay": BOOLEAN,
+    "eval_policy": ("sample", "mode"),  # eval actions: samples of the policy or its mode (greedy)
+}
 DTYPES = ("auto", "float32", "bfloat16")
-EVAL_POLICIES = ("sample", "mode")  # eval actions: samples of the policy or its mode (greedy)
 WIDTHS = ("rssm.deter", "rssm.hidden", "rssm.classes", "depth", "units")  # what `size` fills in
+MISSING = object()
+
+
+def _get(config: dict[str, Any], key: str) -> Any:
+    """The value at a dotted key such as 'policy.dist', or MISSING."""
+    for part in key.split("."):
+        config = config.get(part, MISSING) if isinstance(config, dict) else MISSING
+    return config
 
 
 def validate(config: dict[str, Any]) -> None:
     """Raise ValueError with a clear message if the config cannot build an agent."""
-    missing = [k for k in REQUIRED if k not in config]
+    missing = [k for k in (*REQUIRED, *SWITCHES) if _get(config, k) is MISSING]
     if missing:
         raise ValueError(f"dreamer config lacks keys: {', '.join(missing)}")
+    for key, valid in SWITCHES.items():
+        if _get(config, key) not in valid:
+            raise ValueError(f"unknown agent.{key} {_get(config, key)!r}; valid: {', '.join(map(str, valid))}")
     if config["size"] is None:  # no size preset: every width is given (the V1, V2 and V3-2023 presets)
         unset = [k for k in WIDTHS if not (config["rssm"] if k.startswith("rssm.") else config).get(k.split(".")[-1])]
         if unset:
@@ -44,9 +72,7 @@ def validate(config: dict[str, Any]) -> None:
         raise ValueError(f"unknown agent.size '{config['size']}'; valid sizes: {', '.join(SIZES)}")
     if config["compute_dtype"] not in DTYPES:
         raise ValueError(f"unknown agent.compute_dtype '{config['compute_dtype']}'; valid: {', '.join(DTYPES)}")
-    if config["eval_policy"] not in EVAL_POLICIES:
-        raise ValueError(f"unknown agent.eval_policy '{config['eval_policy']}'; valid: {', '.join(EVAL_POLICIES)}")
-    for key in ("train_ratio", "batch_size", "batch_length", "imag_horizon"):
+    for key in ("train_ratio", "batch_size", "batch_length", "imag_horizon", "slow_every"):
         if not float(config[key]) > 0:
             raise ValueError(f"agent.{key} must be positive, got {config[key]}")
     if (config["rssm"].get("deter") or SIZES[str(config["size"])]["deter"]) % config["rssm"]["blocks"]:

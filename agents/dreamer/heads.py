@@ -2,12 +2,12 @@
 
 Each head is an MLP of [Linear -> RMSNorm -> SiLU] followed by an output layer whose meaning is given by
 a small output object: `TwoHot` for scalars (reward, value), `DiscretePolicy` or `BoundedNormalPolicy`
-for actions. Other Dreamer versions add their own output objects (e.g. a unit-variance normal).
+for actions; `policies.make_policy` picks the policy. Other Dreamer versions add their own output objects
+(scalar_heads.py, policies.py).
 """
 
 from __future__ import annotations
 
-import gymnasium as gym
 import jax
 import jax.numpy as jnp
 
@@ -76,14 +76,6 @@ class BoundedNormalPolicy:
 
     def entropy(self, out: jax.Array) -> jax.Array:
         return dists.normal_entropy(dists.bounded_normal(out, self.minstd, self.maxstd)[1])
-
-
-def make_policy(act_space: gym.Space, unimix: float, minstd: float, maxstd: float):
-    if isinstance(act_space, gym.spaces.Discrete):
-        return DiscretePolicy(int(act_space.n), unimix)
-    if isinstance(act_space, gym.spaces.Box) and len(act_space.shape) == 1:
-        return BoundedNormalPolicy(int(act_space.shape[0]), minstd, maxstd)
-    raise ValueError(f"Dreamer supports Discrete or 1-d Box action spaces, got {act_space}")
 
 
 def head_init(key: jax.Array, din: int, units: int, layers: int, out_dim: int, outscale: float) -> nets.Params:

@@ -1,10 +1,30 @@
-"""The Dreamer learner: networks, the single loss (spec §1.5), the jitted train and policy steps.
+"""The Dreamer learner of every preset: networks, the loss (spec §1.5; §1.9, §3, §4 for the presets'
+choices), the jitted train and policy steps.
 
 `Learner.train_step(state, batch, key)` is one `jax.jit` (donating the state) that encodes the batch,
-filters it through the RSSM with `lax.scan`, computes every world-model loss, imagines from every
+filters it through the RSSM with `lax.scan`, computes the world-model losses, imagines from every
 posterior state (another `lax.scan`), computes the actor, critic and replay-value losses, applies the
-optimiser and the slow-critic EMA. A batch holds B sequences of T + 1 steps: step 0 is the replay
+optimiser and the slow critic's update. A batch holds B sequences of T + 1 steps: step 0 is the replay
 context (its stored latent and action start the filter), steps 1..T are trained on.
+
+Config switches choose the loss; harness/config/agent/dreamerv3.yaml holds V3's choices, PRESETS.md the
+table per preset, and `config.validate` checks them:
+  policy.dist          bounded_normal | trunc_normal | tanh_normal (continuous actor, policies.py)
+  heads.scalar         twohot | twohot_symlog | mse (reward and value outputs, heads.py, scalar_heads.py)
+  free_avg             free nats on the batch-mean KL (V1/V2) or free bits per entry (V3), kl.py
+  reward_transform     identity | tanh (V2 on Atari and Crafter)
+  cont_head, contdisc  learned continue head; gamma folded into its target (V2, V3) or multiplied onto
+                       its mode (V3-2023); without the head gamma is constant (V1)
+  actor_grad           {discrete, continuous}: reinforce | backprop (dynamics backprop, see `rollout`)
+  critic_target        online | slow: the critic that bootstraps the lambda-returns and is the baseline
+  backprop_baseline    subtract that critic's value from the backprop objective (V3-2023) or not (V1/V2)
+  slow_every, slow_rate  the slow critic moves by slow_rate every slow_every updates (V3: 0.02 every
+                       update; V2: a full copy every 100)
+  latent_replay        start the filter from the replayed latent (V2, V3) or from zeros (V1)
+  loss_scales.repval   V3's critic loss on replayed states; 0 leaves it out (V1, V2, V3-2023)
+  optimizer.kind       laprop_agc | adam_per_module (optim.py, adam.py)
+The actor never changes the world model: imagination runs on stop-gradient world-model parameters,
+so dynamics backprop moves only the actor, as with V1/V2's separate optimisers.
 """
 
 from __future__ import annotations
@@ -19,7 +39,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from agents.dreamer import behavior, codecs, heads, nets
+from agents.dreamer import behavior, codecs, heads, kl, nets, policies
 from agents.dreamer.dists import binary_loss
 from agents.dreamer.optim import make_optimizer
 from agents.dreamer.rssm import RSSM, RSSMConfig
@@ -27,17 +47,22 @@ from agents.dreamer.rssm import RSSM, RSSMConfig
 sg = jax.lax.stop_gradient
 TrainState = dict[str, Any]
 
+# The valid values of the switches that name a choice (config.validate lists them in its errors).
+REWARD_TRANSFORMS = {"identity": lambda r: r, "tanh": jnp.tanh}
+ACTOR_GRADS = ("reinforce", "backprop")
+CRITIC_TARGETS = ("online", "slow")
+
 
 class Learner:
     def __init__(self, cfg: dict[str, Any], obs_space: gym.spaces.Dict, act_space: gym.Space):
+        """`cfg`: an agent config as `config.resolve` returns it (validated, widths filled in)."""
         self.cfg = cfg
         self.spec = codecs.obs_spec(obs_space)
         self.dtype = jnp.dtype(cfg["compute_dtype"])
-        self.policy = heads.make_policy(act_space, **cfg["policy"])
-        scalar = cfg["heads"]["scalar"]
-        if scalar not in heads.SCALAR_OUTPUTS:
-            raise ValueError(f"unknown heads.scalar '{scalar}'; valid: {', '.join(heads.SCALAR_OUTPUTS)}")
-        self.scalar = heads.SCALAR_OUTPUTS[scalar](cfg["heads"]["bins"])
+        kind = "discrete" if isinstance(act_space, gym.spaces.Discrete) else "continuous"
+        self.backprop = cfg["actor_grad"][kind] == "backprop"
+        self.policy = policies.make_policy(act_space, straight_through=self.backprop, **cfg["policy"])
+        self.scalar = heads.SCALAR_OUTPUTS[cfg["heads"]["scalar"]](cfg["heads"]["bins"])
         token_dim = codecs.encoder_out_dim(self.spec, cfg["units"], cfg["depth"])
         self.rssm = RSSM(RSSMConfig(**cfg["rssm"]), token_dim, self.policy.act_dim)
         self.opt = make_optimizer(cfg["optimizer"])
@@ -73,6 +98,7 @@ class Learner:
             "slow_val": jax.tree.map(jnp.copy, params["val"]),
             "opt": self.opt.init(params),
             "retnorm": behavior.retnorm_init(),
+            "updates": jnp.zeros((), jnp.int32),  # counts updates for the slow critic's schedule
         }
 
     def initial_carry(self, batch: int) -> dict[str, jax.Array]:
@@ -103,69 +129,102 @@ class Learner:
         k_obs, k_img = jax.random.split(key)
         obs = {k: data[k][:, 1:] for k in self.spec}
         reward, last, term = (data[k][:, 1:].astype(jnp.float32) for k in ("reward", "is_last", "is_terminal"))
-        carry = {"deter": data["deter"], "stoch": data["stoch"]}
+        reward = REWARD_TRANSFORMS[cfg["reward_transform"]](reward)
+        carry, prevacts = {"deter": data["deter"], "stoch": data["stoch"]}, data["action"][:, :-1]
+        if not cfg["latent_replay"]:
+            carry = jax.tree.map(jnp.zeros_like, carry)
+            prevacts = jnp.asarray(prevacts).at[:, 0].set(0.0)
         tokens = codecs.encode(p["enc"], obs, self.spec, self.dtype)
-        _, states, post = self.rssm.observe(
-            p["dyn"], carry, tokens, data["action"][:, :-1], data["is_first"][:, 1:], k_obs
-        )
+        _, states, post = self.rssm.observe(p["dyn"], carry, tokens, prevacts, data["is_first"][:, 1:], k_obs)
         prior = self.rssm.prior(p["dyn"], states["deter"])
         feat = self.rssm.feat(states)
         B, T = reward.shape
+        disc = 1.0 - 1.0 / cfg["horizon"]
 
         recon = codecs.decode_losses(p["dec"], states["deter"], states["stoch"], obs, self.spec)
         losses = {f"rec_{k}": v for k, v in recon.items()}
         losses["rew"] = self.scalar.loss(heads.head(p["rew"], feat), reward)
-        con_target = (1.0 - term) * (1.0 - 1.0 / cfg["horizon"])
-        losses["con"] = binary_loss(heads.head(p["con"], feat)[..., 0], con_target)
-        kl = self.rssm.latent.kl
-        losses["dyn"] = jnp.maximum(cfg["free_nats"], kl(sg(post), prior))
-        losses["rep"] = jnp.maximum(cfg["free_nats"], kl(post, sg(prior)))
-
-        # Imagination from every posterior state; nothing flows back through the rollout (ac_grads off).
-        frozen = sg(p)
-        start = jax.tree.map(lambda x: sg(x).reshape(B * T, -1), states)
-        policy_fn = lambda s, k: self.policy.sample(k, heads.head(frozen["pol"], self.rssm.feat(s)))  # noqa: E731
-        img_step = partial(self.rssm.img_step, frozen["dyn"])
-        img_states, img_act = behavior.imagine(start, policy_fn, img_step, cfg["imag_horizon"], k_img)
-        img_feat = self.rssm.feat(img_states)
-        val_out = heads.head(p["val"], img_feat)
-        pol_out = heads.head(p["pol"], img_feat)
-        imag, retnorm, ret = behavior.imagination_losses(
-            rew=self.scalar.mean(heads.head(frozen["rew"], img_feat)),
-            con=jax.nn.sigmoid(heads.head(frozen["con"], img_feat)[..., 0]),
-            val=self.scalar.mean(val_out),
-            val_loss=partial(self.scalar.loss, val_out),
-            slow_val=self.scalar.mean(heads.head(slow, img_feat)),
-            logpi=self.policy.logp(pol_out, img_act),
-            entropy=self.policy.entropy(pol_out),
-            retnorm=retnorm,
-            lam=cfg["lam"],
-            actent=cfg["actent"],
-            slowreg=cfg["slowreg"],
-            retnorm_cfg=cfg["retnorm"],
-        )
+        if cfg["cont_head"]:
+            con_target = (1.0 - term) * (disc if cfg["contdisc"] else 1.0)
+            losses["con"] = binary_loss(heads.head(p["con"], feat)[..., 0], con_target)
+        losses.update(kl.kl_losses(self.rssm.latent.kl, post, prior, cfg["free_nats"], cfg["free_avg"]))
+        imag, retnorm, ret, entropy = self._imagine(p, slow, retnorm, states, k_img)
         losses.update(imag)
-
-        # Replay value loss: the critic on replayed states, gradient into the world model (repval_grad).
-        rep_out = heads.head(p["val"], feat)
-        losses["repval"] = behavior.replay_value_loss(
-            last, term, reward, ret[:, 0].reshape(B, T),
-            val_loss=partial(self.scalar.loss, rep_out),
-            slow_val=self.scalar.mean(heads.head(slow, sg(feat))),
-            disc=1.0 - 1.0 / cfg["horizon"], lam=cfg["lam"], slowreg=cfg["slowreg"],
-        )
+        if scales["repval"]:  # V3's critic on replayed states, gradient into the world model
+            rep_out = heads.head(p["val"], feat)
+            losses["repval"] = behavior.replay_value_loss(
+                last, term, reward, ret[:, 0].reshape(B, T),
+                val_loss=partial(self.scalar.loss, rep_out),
+                slow_val=self.scalar.mean(heads.head(slow, sg(feat))),
+                disc=disc, lam=cfg["lam"], slowreg=cfg["slowreg"],
+            )
 
         means = {k: v.mean() for k, v in losses.items()}
         total = sum(scales["rec" if k.startswith("rec_") else k] * v for k, v in means.items())
         metrics = {f"loss/{k}": v for k, v in means.items()}
         metrics.update({
             "ret": ret.mean(), "ret_scale": behavior.retnorm_scale(retnorm, cfg["retnorm"]["limit"]),
-            "policy_entropy": self.policy.entropy(pol_out).mean(),
+            "policy_entropy": entropy.mean(),
             "post_entropy": self.rssm.latent.entropy(post).mean(),
             "prior_entropy": self.rssm.latent.entropy(prior).mean(),
         })
         latents = {k: sg(v).astype(jnp.float16) for k, v in states.items()}
         return total, (metrics, retnorm, latents)
+
+    def rollout(self, p: nets.Params, states: dict, key: jax.Array) -> tuple[dict, jax.Array, jax.Array]:
+        """Imagine from every posterior state: (states, actions, features), leaves (N, H + 1, ...).
+
+        The actor sees stop-gradient features. Under dynamics backprop its samples are reparameterised
+        and the world model is applied with stop-gradient parameters, so the features carry the actor's
+        gradient and nothing else; under REINFORCE the whole rollout is constant.
+        """
+        frozen = sg(p)
+        actor = p["pol"] if self.backprop else frozen["pol"]
+        start = jax.tree.map(lambda x: sg(x).reshape(-1, x.shape[-1]), states)
+        policy_fn = lambda s, k: self.policy.sample(k, heads.head(actor, sg(self.rssm.feat(s))))  # noqa: E731
+        img_step = partial(self.rssm.img_step, frozen["dyn"])
+        img_states, img_act = behavior.imagine(start, policy_fn, img_step, self.cfg["imag_horizon"], key)
+        return img_states, img_act, self.rssm.feat(img_states)
+
+    def _continue(self, frozen: nets.Params, feat: jax.Array) -> jax.Array:
+        """Probability of continuing times gamma, for each imagined state."""
+        disc = 1.0 - 1.0 / self.cfg["horizon"]
+        if not self.cfg["cont_head"]:
+            return jnp.full(feat.shape[:-1], disc, jnp.float32)
+        prob = jax.nn.sigmoid(heads.head(frozen["con"], feat)[..., 0])
+        return prob if self.cfg["contdisc"] else disc * (prob > 0.5).astype(jnp.float32)
+
+    def _imagine(self, p: nets.Params, slow: nets.Params, retnorm: dict, states: dict, key: jax.Array):
+        """Actor and critic losses on trajectories imagined from `states`; also the new return-scale
+        state, the lambda-returns (N, H) and the policy entropy (N, H + 1)."""
+        cfg, frozen = self.cfg, sg(p)
+        _, img_act, img_feat = self.rollout(p, states, key)
+        pol_out = heads.head(p["pol"], sg(img_feat))
+        val_out = heads.head(p["val"], sg(img_feat))
+        slow_val = self.scalar.mean(heads.head(slow, sg(img_feat)))
+        slow_target = cfg["critic_target"] == "slow"
+        if self.backprop:  # the bootstrap passes the actor's gradient through the features, not the critic's
+            boot = self.scalar.mean(heads.head(slow if slow_target else frozen["val"], img_feat))
+        else:  # the rollout is constant, so the critics' outputs above serve (computed once)
+            boot = slow_val if slow_target else sg(self.scalar.mean(val_out))
+        entropy = self.policy.entropy(pol_out)
+        losses, retnorm, ret = behavior.imagination_losses(
+            rew=self.scalar.mean(heads.head(frozen["rew"], img_feat)),
+            con=self._continue(frozen, img_feat),
+            boot=boot,
+            val_loss=partial(self.scalar.loss, val_out),
+            slow_val=slow_val,
+            logpi=self.policy.logp(pol_out, sg(img_act)),
+            entropy=entropy,
+            retnorm=retnorm,
+            lam=cfg["lam"],
+            actent=cfg["actent"],
+            slowreg=cfg["slowreg"],
+            retnorm_cfg=cfg["retnorm"],
+            backprop=self.backprop,
+            backprop_baseline=cfg["backprop_baseline"],
+        )
+        return losses, retnorm, ret, entropy
 
     def _train_step(self, state: TrainState, data: dict, key: jax.Array):
         grad_fn = jax.value_and_grad(self._loss, has_aux=True)
@@ -174,10 +233,12 @@ class Learner:
         )
         updates, opt_state = self.opt.update(grads, state["opt"], state["params"])
         params = optax.apply_updates(state["params"], updates)
-        rate = self.cfg["slow_rate"]
+        # The slow critic moves by slow_rate every slow_every updates (V2: a full copy every 100).
+        rate = jnp.where(state["updates"] % self.cfg["slow_every"] == 0, self.cfg["slow_rate"], 0.0)
         slow = jax.tree.map(lambda s, v: (1.0 - rate) * s + rate * v, state["slow_val"], params["val"])
         metrics.update({"loss/total": total, "grad_norm": optax.tree.norm(grads)})
-        new_state = {"params": params, "slow_val": slow, "opt": opt_state, "retnorm": retnorm}
+        new_state = {"params": params, "slow_val": slow, "opt": opt_state, "retnorm": retnorm,
+                     "updates": state["updates"] + 1}
         return new_state, metrics, latents
 
 

@@ -3,9 +3,8 @@
     python -m agents.dreamer.presets_table            # prints the tables for the README
     python -m agents.dreamer.presets_table --write    # rewrites them in agents/dreamer/PRESETS.md
 
-The first table reads harness/config/agent/<preset>.yaml; the `dreamerv3` preset uses V3's own learner,
-whose fixed choices are `component_learner.V3_SWITCHES` (the test suite checks that the component
-learner with these switches computes V3's loss). The second table lists each preset's per-suite
+The first table reads harness/config/agent/<preset>.yaml, where every preset states the learner's
+switches (agents/dreamer/learner.py explains them). The second table lists each preset's per-suite
 settings from harness/config/agent_suite/<preset>_<suite>.yaml.
 """
 
@@ -17,18 +16,13 @@ from typing import Any, Callable
 
 import yaml
 
-from agents.dreamer.component_learner import V3_SWITCHES
-
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "harness" / "config"
 PRESETS = ("dreamerv1", "dreamerv2", "dreamerv3_2023", "dreamerv3")
 SUITES = ("classic", "atari26", "atari57", "atari57_dreamerv2", "dmc_proprio", "dmc_vision", "crafter")
 
 
 def load(preset: str) -> dict[str, Any]:
-    cfg = yaml.safe_load((CONFIG_DIR / "agent" / f"{preset}.yaml").read_text())
-    if cfg.get("learner", "v3") == "v3":
-        cfg = {**V3_SWITCHES, **cfg, "policy": {**V3_SWITCHES["policy"], **cfg["policy"]}}
-    return cfg
+    return yaml.safe_load((CONFIG_DIR / "agent" / f"{preset}.yaml").read_text())
 
 
 def _num(x: float) -> str:
@@ -79,7 +73,6 @@ def _data(c: dict) -> str:
 
 
 ROWS: list[tuple[str, Callable[[dict], str]]] = [
-    ("learner", lambda c: c.get("learner", "v3")),
     ("RSSM core", lambda c: c["rssm"]["core"]),
     ("latent", _latent),
     ("deter / hidden / units", lambda c: " / ".join(
@@ -125,7 +118,7 @@ def _flat(tree: dict, prefix: str = "") -> dict[str, Any]:
 def suite_table(presets: tuple[str, ...] = PRESETS) -> str:
     lines = ["| preset | suite | settings over the preset's defaults |", "|---|---|---|"]
     for preset in presets:
-        base = _flat({"agent": yaml.safe_load((CONFIG_DIR / "agent" / f"{preset}.yaml").read_text())})
+        base = _flat({"agent": load(preset)})
         for suite in SUITES:
             path = CONFIG_DIR / "agent_suite" / f"{preset}_{suite}.yaml"
             if path.exists():

@@ -9,7 +9,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from agents.dreamer import config as dreamer_config
-from agents.dreamer.component_learner import ComponentLearner
+from agents.dreamer.learner import Learner
 from harness.plan import compose
 
 PRESETS = ("dreamerv1", "dreamerv2", "dreamerv3_2023")
@@ -30,7 +30,7 @@ def tiny(agent: str, **overrides: Any) -> dict[str, Any]:
     return dreamer_config.resolve(preset_config(agent, **{**size, **overrides}))
 
 
-def batch(learner: ComponentLearner, cfg: dict[str, Any], B: int = 2, T: int = 6, seed: int = 0) -> dict:
+def batch(learner: Learner, cfg: dict[str, Any], B: int = 2, T: int = 6, seed: int = 0) -> dict:
     """A random replay batch of B sequences of T + 1 steps (the first is the context step)."""
     rng = np.random.default_rng(seed)
     A = learner.policy.act_dim

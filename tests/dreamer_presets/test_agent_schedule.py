@@ -4,7 +4,6 @@ import jax
 import numpy as np
 
 from agents.dreamer.agent import DreamerAgent
-from agents.dreamer.component_learner import ComponentLearner
 from preset_helpers import DISCRETE, OBS_SPACE, preset_config
 
 
@@ -13,7 +12,6 @@ def test_prefill_acts_randomly_then_pretrains_then_follows_the_train_ratio(tmp_p
             "batch_size": 2, "batch_length": 4, "train_after": 30, "pretrain": 3, "train_ratio": 4}
     cfg = preset_config("dreamerv1", **size)
     agent = DreamerAgent(cfg, OBS_SPACE, DISCRETE, num_envs=1, seed=0)
-    assert isinstance(agent.learner, ComponentLearner)
     rng = np.random.default_rng(0)
     state, actions, updates = None, [], []
     for t in range(40):
@@ -30,7 +28,7 @@ def test_prefill_acts_randomly_then_pretrains_then_follows_the_train_ratio(tmp_p
     assert updates[28] == 0
     assert updates[29] == 3
     assert updates[39] == 3 + 5
-    # The component learner's state (with its update counter for the slow critic) survives a checkpoint.
+    # The learner's state (with its update counter for the slow critic) survives a checkpoint.
     agent.save(tmp_path)
     restored = DreamerAgent(cfg, OBS_SPACE, DISCRETE, num_envs=1, seed=1)
     restored.load(tmp_path)

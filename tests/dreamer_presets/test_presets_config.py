@@ -8,20 +8,19 @@ from omegaconf import OmegaConf
 
 from agents.dreamer import config as dreamer_config
 from agents.dreamer import presets_table
-from agents.dreamer.component_learner import validate
+from agents.dreamer.agent import DreamerAgent
 from harness.plan import compose
 from preset_helpers import PRESETS, preset_config
 
 SUITES = ("classic", "atari26", "atari57", "dmc_proprio", "dmc_vision", "crafter")
 
 
-@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("preset", (*PRESETS, "dreamerv3"))
 @pytest.mark.parametrize("suite", SUITES)
 def test_every_preset_composes_and_validates_for_every_suite(preset, suite):
     cfg = preset_config(preset, suite)
-    assert cfg["name"] == preset and cfg["learner"] == "components"
+    assert cfg["name"] == preset
     dreamer_config.validate(cfg)
-    validate(cfg)
 
 
 def test_dreamerv2_settings_per_domain():
@@ -86,9 +85,16 @@ def test_dreamerv2_atari_suite_variant_has_the_v2_paper_env():
 def test_bad_switches_name_the_valid_choices():
     cfg = preset_config("dreamerv2")
     with pytest.raises(ValueError, match="actor_grad.continuous 'dynamics'; valid: reinforce, backprop"):
-        validate({**cfg, "actor_grad": {"discrete": "reinforce", "continuous": "dynamics"}})
-    with pytest.raises(ValueError, match="needs the keys: free_avg"):
-        validate({k: v for k, v in cfg.items() if k != "free_avg"})
+        DreamerAgent.validate_config({**cfg, "actor_grad": {"discrete": "reinforce", "continuous": "dynamics"}})
+    with pytest.raises(ValueError, match="policy.dist 'beta'; valid: bounded_normal, trunc_normal, tanh_normal"):
+        DreamerAgent.validate_config({**cfg, "policy": {**cfg["policy"], "dist": "beta"}})
+    with pytest.raises(ValueError, match="free_avg 'yes'; valid: True, False"):
+        DreamerAgent.validate_config({**cfg, "free_avg": "yes"})
+    with pytest.raises(ValueError, match="lacks keys: free_avg, actor_grad.discrete$"):
+        DreamerAgent.validate_config({**{k: v for k, v in cfg.items() if k != "free_avg"},
+                                      "actor_grad": {"continuous": "backprop"}})
+    with pytest.raises(ValueError, match="slow_every must be positive"):
+        dreamer_config.validate({**cfg, "slow_every": 0})
     with pytest.raises(ValueError, match="agent.size null needs every width set; missing: rssm.hidden, units"):
         dreamer_config.validate({**cfg, "units": None, "rssm": {**cfg["rssm"], "hidden": None}})
 
