@@ -80,8 +80,9 @@ class ComponentLearner(Learner):
         self.backprop = cfg["actor_grad"][kind] == "backprop"
         self.policy = policies.make_policy(act_space, straight_through=self.backprop, **cfg["policy"])
         self.scalar = heads.SCALAR_OUTPUTS[cfg["heads"]["scalar"]](cfg["heads"]["bins"])
-        token_dim = codecs.encoder_out_dim(self.spec, cfg["units"], cfg["depth"])
-        self.rssm = rssm.RSSM(rssm.RSSMConfig(**cfg["rssm"]), token_dim, self.policy.act_dim)
+        self.codec, self.layer = codecs.CodecConfig.from_agent(cfg), nets.Layer(**cfg["layers"])
+        token_dim = codecs.encoder_out_dim(self.spec, self.codec)
+        self.rssm = rssm.RSSM(rssm.RSSMConfig(**cfg["rssm"]), token_dim, self.policy.act_dim, self.layer)
         self.opt = optim.make_optimizer(cfg["optimizer"])
         # Compiled once per equal config and spaces, as learner.Learner's steps.
         self._identity = (type(self), json.dumps(cfg, sort_keys=True, default=str), repr(obs_space), repr(act_space))

@@ -12,6 +12,8 @@ from typing import Any
 
 import jax
 
+from agents.dreamer import codecs, nets, rssm
+
 SIZES: dict[str, dict[str, int]] = {
     "1m": {"deter": 512, "hidden": 64, "classes": 4, "depth": 4, "units": 64},
     "12m": {"deter": 2048, "hidden": 256, "classes": 16, "depth": 16, "units": 256},
@@ -24,10 +26,11 @@ SIZES: dict[str, dict[str, int]] = {
 
 REQUIRED = (
     "size train_ratio batch_size batch_length train_after imag_horizon horizon lam actent slowreg slow_rate "
-    "free_nats retnorm loss_scales rssm heads policy optimizer replay compute_dtype"
+    "free_nats retnorm loss_scales rssm heads policy optimizer replay compute_dtype layers codec"
 ).split()
 DTYPES = ("auto", "float32", "bfloat16")
 WIDTHS = ("rssm.deter", "rssm.hidden", "rssm.classes", "depth", "units")  # what `size` fills in
+OUTSCALES = ("reward", "cont", "policy", "value")  # heads.outscale: init scale of each head's output layer
 
 
 def validate(config: dict[str, Any]) -> None:
@@ -46,6 +49,19 @@ def validate(config: dict[str, Any]) -> None:
     for key in ("train_ratio", "batch_size", "batch_length", "imag_horizon"):
         if not float(config[key]) > 0:
             raise ValueError(f"agent.{key} must be positive, got {config[key]}")
+    choices = [
+        ("layers.act", config["layers"]["act"], nets.ACTIVATIONS),
+        ("layers.norm", config["layers"]["norm"], nets.NORMS),
+        ("codec.image", config["codec"]["image"], codecs.LAYOUTS),
+        ("codec.conv_act", config["codec"]["conv_act"], nets.ACTIVATIONS),
+        ("rssm.initial", config["rssm"].get("initial", "zeros"), rssm.INITIALS),
+    ]
+    for key, value, valid in choices:
+        if value not in valid:
+            raise ValueError(f"unknown agent.{key} '{value}'; valid: {', '.join(valid)}")
+    missing = [k for k in OUTSCALES if k not in (config["heads"].get("outscale") or {})]
+    if missing:
+        raise ValueError(f"agent.heads.outscale lacks: {', '.join(missing)} (valid keys: {', '.join(OUTSCALES)})")
     if (config["rssm"].get("deter") or SIZES[str(config["size"])]["deter"]) % config["rssm"]["blocks"]:
         raise ValueError("agent.rssm.deter must be divisible by agent.rssm.blocks")
 

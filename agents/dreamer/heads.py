@@ -1,6 +1,7 @@
 """Prediction heads on the RSSM features (spec §1.4): reward, continue, policy and value.
 
-Each head is an MLP of [Linear -> RMSNorm -> SiLU] followed by an output layer whose meaning is given by
+Each head is an MLP of dense layers (V3: Linear -> RMSNorm -> SiLU; the `Layer` is chosen by config)
+followed by an output layer whose meaning is given by
 a small output object: `TwoHot` for scalars (reward, value), `DiscretePolicy` or `BoundedNormalPolicy`
 for actions. Other Dreamer versions add their own output objects (e.g. a unit-variance normal).
 """
@@ -80,9 +81,15 @@ def make_policy(act_space: gym.Space, unimix: float, minstd: float, maxstd: floa
     raise ValueError(f"Dreamer supports Discrete or 1-d Box action spaces, got {act_space}")
 
 
-def head_init(key: jax.Array, din: int, units: int, layers: int, out_dim: int, outscale: float) -> nets.Params:
+def head_init(
+    key: jax.Array, din: int, units: int, layers: int, out_dim: int, outscale: float, layer: nets.Layer
+) -> nets.Params:
+    """`outscale` scales the output layer's init (0: zeros, V3's reward and value heads)."""
     k_mlp, k_out = jax.random.split(key)
-    return {"mlp": nets.mlp_init(k_mlp, din, units, layers), "out": nets.linear_init(k_out, units, out_dim, outscale)}
+    return {
+        "mlp": nets.mlp_init(k_mlp, din, units, layers, layer),
+        "out": nets.linear_init(k_out, units, out_dim, outscale),
+    }
 
 
 def head(p: nets.Params, feat: jax.Array) -> jax.Array:
