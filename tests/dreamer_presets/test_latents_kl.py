@@ -107,7 +107,8 @@ def test_gru_core_follows_the_v1_v2_cell(core):
     parts = nets.linear(p["cell"], jnp.concatenate([x, deter], -1))
     if core == "gru":
         mean, std = parts.mean(-1, keepdims=True), parts.std(-1, keepdims=True)
-        np.testing.assert_allclose(nets.layer_norm(p["norm"], parts, 1e-3), (parts - mean) / np.sqrt(std**2 + 1e-3), rtol=1e-4)
+        expected = (parts - mean) / np.sqrt(std**2 + 1e-3)
+        np.testing.assert_allclose(nets.layer_norm(p["norm"], parts, 1e-3), expected, rtol=1e-4)
         parts = nets.layer_norm(p["norm"], parts, 1e-3)
     reset, cand, update = np.split(np.asarray(parts), 3, -1)
     sigmoid = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731

@@ -12,7 +12,7 @@ from agents.dreamer import config as dreamer_config
 from agents.dreamer.component_learner import ComponentLearner
 from agents.dreamer.learner import Learner
 from agents.dreamer.rssm import RSSM, RSSMConfig
-from preset_helpers import preset_config, tiny
+from preset_helpers import OBS_SPACE, preset_config, tiny
 
 IMAGE = gym.spaces.Dict({"image": gym.spaces.Box(0, 255, (64, 64, 3), np.uint8)})
 SPEC = codecs.obs_spec(IMAGE)
@@ -23,14 +23,17 @@ ELU = nets.Layer("elu", "none", 1e-3)
                                              ("strided_same", 4 * 4 * 8 * 4)])
 def test_image_codecs_map_64x64_images_to_tokens_and_back(image, features):
     cfg = codecs.CodecConfig(depth=4, units=8, image=image, dense=ELU, conv=ELU)
-    k_enc, k_dec, k_img = jax.random.split(jax.random.PRNGKey(0), 3)
-    enc, dec = codecs.encoder_init(k_enc, SPEC, cfg), codecs.decoder_init(k_dec, SPEC, 8, 5, cfg)
-    obs = {"image": jax.random.randint(k_img, (2, 3, 64, 64, 3), 0, 256).astype(jnp.uint8)}
+    key = jax.random.PRNGKey(0)
+    enc = jax.eval_shape(lambda k: codecs.encoder_init(k, SPEC, cfg), key)  # shapes only: no compute
+    dec = jax.eval_shape(lambda k: codecs.decoder_init(k, SPEC, 8, 5, cfg), key)
+    obs = {"image": jax.ShapeDtypeStruct((2, 3, 64, 64, 3), jnp.uint8)}
+    deter, stoch = jax.ShapeDtypeStruct((2, 3, 8), jnp.float32), jax.ShapeDtypeStruct((2, 3, 5), jnp.float32)
     assert codecs.encoder_out_dim(SPEC, cfg) == features
-    assert codecs.encode(enc, obs, SPEC, jnp.float32).shape == (2, 3, features)
-    deter, stoch = jnp.ones((2, 3, 8)), jnp.ones((2, 3, 5))
-    assert codecs.decode_image(dec, deter, stoch, SPEC).shape == (2, 3, 64, 64, 3)  # exact: nothing cropped
-    assert codecs.decode_losses(dec, deter, stoch, obs, SPEC)["image"].shape == (2, 3)
+    assert jax.eval_shape(lambda p, o: codecs.encode(p, o, SPEC, jnp.float32), enc, obs).shape == (2, 3, features)
+    image = jax.eval_shape(lambda p, d, s: codecs.decode_image(p, d, s, SPEC), dec, deter, stoch)
+    assert image.shape == (2, 3, 64, 64, 3)  # exact: nothing cropped or padded
+    loss = jax.eval_shape(lambda p, d, s, o: codecs.decode_losses(p, d, s, o, SPEC), dec, deter, stoch, obs)
+    assert loss["image"].shape == (2, 3)
 
 
 def test_strided_decoder_is_v1s_transposed_convs_and_a_unit_normal_likelihood():
@@ -48,8 +51,9 @@ def test_strided_decoder_is_v1s_transposed_convs_and_a_unit_normal_likelihood():
     assert [c["w"].shape[0] for c in dec["image"]["convs"]] == [5, 5, 6, 6]
     deter, stoch = jnp.ones((1, 6)), jnp.ones((1, 5))
     obs = {"image": jnp.full((1, 64, 64, 3), 51, jnp.uint8)}
-    pred = codecs.decode_image(dec, deter, stoch, SPEC)
-    loss = codecs.decode_losses(dec, deter, stoch, obs, SPEC)["image"]
+    pred, losses = jax.jit(lambda p: (codecs.decode_image(p, deter, stoch, SPEC),
+                                      codecs.decode_losses(p, deter, stoch, obs, SPEC)))(dec)
+    loss = losses["image"]
     np.testing.assert_allclose(loss, 0.5 * np.square(pred - 0.2).sum((-3, -2, -1)), rtol=1e-5)
 
 
@@ -89,7 +93,13 @@ def test_learned_initial_state_starts_sequences_and_is_trained():
     noise = {"deter": jnp.full((2, 6), 3.0), "stoch": jnp.full((2, 12), 0.5)}
     first = jnp.array([[True, False, False], [False, False, False]])
     key = jax.random.PRNGKey(1)
-    _, states, _ = model.observe(p, noise, tokens, actions, first, key)
+
+    def total(p, first):  # one compilation gives the states and the gradient
+        states = model.observe(p, noise, tokens, actions, first, key)[1]
+        return states["deter"].sum(), states
+
+    grad = jax.jit(jax.grad(total, has_aux=True))
+    (reset_grad, states), (kept_grad, _) = grad(p, first), grad(p, jnp.zeros_like(first))
     start = model.learned_initial(p)
     np.testing.assert_allclose(start["deter"][0], np.tanh(np.linspace(-1.0, 1.0, 6)), rtol=1e-6)
     assert start["stoch"].sum() == 3.0  # one-hot mode of each of the 3 latents
@@ -97,16 +107,12 @@ def test_learned_initial_state_starts_sequences_and_is_trained():
     np.testing.assert_allclose(states["deter"][0, 0], expected[0], rtol=1e-5)
     assert not np.allclose(states["deter"][1, 0], expected[0])  # no reset: the carried state is used
 
-    def total(p, first):
-        return model.observe(p, noise, tokens, actions, first, key)[1]["deter"].sum()
-
-    assert np.abs(jax.grad(total)(p, first)["initial"]).sum() > 0
-    assert not jax.grad(total)(p, jnp.zeros_like(first))["initial"].any()
+    assert np.abs(reset_grad["initial"]).sum() > 0 and not kept_grad["initial"].any()
 
 
 def test_output_layer_init_scales():
     def outputs(agent, **overrides):
-        learner = ComponentLearner(tiny(agent, **overrides), IMAGE, gym.spaces.Discrete(3))
+        learner = ComponentLearner(tiny(agent, **overrides), OBS_SPACE, gym.spaces.Discrete(3))
         params = learner.init(jax.random.PRNGKey(0))["params"]
         return {k: float(jnp.abs(params[k]["out"]["w"]).max()) for k in ("rew", "con", "pol", "val")}
 
@@ -171,7 +177,8 @@ def test_dreamerv3_2023_networks_have_its_layers():
     vector = gym.spaces.Dict({"state": gym.spaces.Box(-1, 1, (5,), np.float32)})
     small, _ = _shapes("dreamerv3_2023", "dmc_proprio", vector, gym.spaces.Box(-1, 1, (1,), np.float32))
     assert [layer["lin"]["w"].shape for layer in small["enc"]["mlp"]] == [(5, 1024)] + [(1024, 1024)] * 4
-    assert [len(small[k]["mlp"]) for k in ("rew", "val")] == [2, 2] and small["rew"]["mlp"][0]["lin"]["w"].shape[1] == 512
+    assert [len(small[k]["mlp"]) for k in ("rew", "val")] == [2, 2]
+    assert small["rew"]["mlp"][0]["lin"]["w"].shape[1] == 512
 
 
 def test_dreamerv3_keeps_its_own_layers():
