@@ -13,7 +13,7 @@ from typing import Any
 
 import jax
 
-from agents.dreamer import heads, learner, policies
+from agents.dreamer import codecs, heads, learner, nets, policies, rssm
 
 SIZES: dict[str, dict[str, int]] = {
     "1m": {"deter": 512, "hidden": 64, "classes": 4, "depth": 4, "units": 64},
@@ -27,10 +27,10 @@ SIZES: dict[str, dict[str, int]] = {
 
 REQUIRED = (
     "size train_ratio batch_size batch_length train_after imag_horizon horizon lam actent slowreg slow_rate "
-    "slow_every free_nats retnorm loss_scales rssm heads policy optimizer replay compute_dtype"
+    "slow_every free_nats retnorm loss_scales rssm heads policy optimizer replay compute_dtype layers codec"
 ).split()
 BOOLEAN = (True, False)
-SWITCHES: dict[str, tuple] = {  # the learner's switches and their valid values
+SWITCHES: dict[str, tuple] = {  # the component switches and their valid values
     "policy.dist": policies.CONTINUOUS,
     "heads.scalar": tuple(heads.SCALAR_OUTPUTS),
     "free_avg": BOOLEAN,
@@ -43,8 +43,14 @@ SWITCHES: dict[str, tuple] = {  # the learner's switches and their valid values
     "backprop_baseline": BOOLEAN,
     "latent_replay": BOOLEAN,
     "eval_policy": ("sample", "mode"),  # eval actions: samples of the policy or its mode (greedy)
+    "layers.act": nets.ACTIVATIONS,
+    "layers.norm": nets.NORMS,
+    "codec.image": codecs.LAYOUTS,
+    "codec.conv_act": nets.ACTIVATIONS,
+    "rssm.initial": rssm.INITIALS,
 }
 DTYPES = ("auto", "float32", "bfloat16")
+OUTSCALES = tuple(f"heads.outscale.{head}" for head in ("reward", "cont", "policy", "value"))  # output init scales
 WIDTHS = ("rssm.deter", "rssm.hidden", "rssm.classes", "depth", "units")  # what `size` fills in
 MISSING = object()
 
@@ -58,7 +64,7 @@ def _get(config: dict[str, Any], key: str) -> Any:
 
 def validate(config: dict[str, Any]) -> None:
     """Raise ValueError with a clear message if the config cannot build an agent."""
-    missing = [k for k in (*REQUIRED, *SWITCHES) if _get(config, k) is MISSING]
+    missing = [k for k in (*REQUIRED, *SWITCHES, *OUTSCALES) if _get(config, k) is MISSING]
     if missing:
         raise ValueError(f"dreamer config lacks keys: {', '.join(missing)}")
     for key, valid in SWITCHES.items():

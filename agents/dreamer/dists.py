@@ -65,10 +65,10 @@ def twohot_mean(logits: jax.Array, bins: jax.Array) -> jax.Array:
 
 def unimix_logits(logits: jax.Array, unimix: float) -> jax.Array:
     """Log-probabilities of (1 - unimix) * softmax(logits) + unimix * uniform."""
+    if not unimix:  # log_softmax stays finite where a saturated softmax underflows to 0 (V1/V2 use no mix)
+        return jax.nn.log_softmax(logits.astype(jnp.float32))
     probs = jax.nn.softmax(logits.astype(jnp.float32))
-    if unimix:
-        probs = (1.0 - unimix) * probs + unimix / logits.shape[-1]
-    return jnp.log(probs)
+    return jnp.log((1.0 - unimix) * probs + unimix / logits.shape[-1])
 
 
 def onehot_sample(key: jax.Array, logprobs: jax.Array) -> jax.Array:

@@ -34,6 +34,9 @@ class GaussianLatent:
         mean, std = jnp.split(stats, 2, -1)
         return mean + std * jax.random.normal(key, mean.shape)
 
+    def mode(self, stats: jax.Array) -> jax.Array:
+        return jnp.split(stats, 2, -1)[0]
+
     def kl(self, p: jax.Array, q: jax.Array) -> jax.Array:
         """KL(p || q) of diagonal normals, summed over the latent dimensions."""
         (mp, sp), (mq, sq) = jnp.split(p, 2, -1), jnp.split(q, 2, -1)

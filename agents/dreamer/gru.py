@@ -4,7 +4,7 @@ The previous stoch and action go through one input layer (`hidden` units), then 
 linear layer maps concat(input, deter) to the reset, candidate and update parts (3 * deter), optionally
 layer-normalised (V2, V3-2023: `rssm.core: gru`; V1 has no norm: `rssm.core: gru_nonorm`):
   r = sigmoid(reset); c = tanh(r * cand); u = sigmoid(update - 1); deter' = u * c + (1 - u) * deter.
-The input layer is the package's Linear -> RMSNorm -> SiLU block (V1/V2 used Dense -> ELU).
+The input layer is a dense layer of the RSSM's `Layer` (V1/V2: Dense -> ELU; V3-2023: LayerNorm, SiLU).
 """
 
 from __future__ import annotations
@@ -23,19 +23,12 @@ UPDATE_BIAS = -1.0
 LAYERNORM_EPS = 1e-3  # Keras' default, as V2 and the 2023 V3 code
 
 
-def layer_norm(p: nets.Params, x: jax.Array) -> jax.Array:
-    """LayerNorm over the last axis with learned scale and offset, computed in float32."""
-    x32 = x.astype(jnp.float32)
-    mean = x32.mean(-1, keepdims=True)
-    var = jnp.square(x32 - mean).mean(-1, keepdims=True)
-    y = (x32 - mean) * jax.lax.rsqrt(var + LAYERNORM_EPS)
-    return (y * p["scale"] + p["offset"]).astype(x.dtype)
-
-
-def _init(key: jax.Array, cfg: RSSMConfig, stoch_dim: int, act_dim: int, norm: bool) -> nets.Params:
+def _init(
+    key: jax.Array, cfg: RSSMConfig, stoch_dim: int, act_dim: int, layer: nets.Layer, norm: bool
+) -> nets.Params:
     k_in, k_cell = jax.random.split(key)
     params = {
-        "in": nets.dense_init(k_in, stoch_dim + act_dim, cfg.hidden),
+        "in": nets.dense_init(k_in, stoch_dim + act_dim, cfg.hidden, layer),
         "cell": nets.linear_init(k_cell, cfg.hidden + cfg.deter, 3 * cfg.deter),
     }
     if norm:
@@ -44,12 +37,14 @@ def _init(key: jax.Array, cfg: RSSMConfig, stoch_dim: int, act_dim: int, norm: b
     return params
 
 
-def gru_init(key: jax.Array, cfg: RSSMConfig, stoch_dim: int, act_dim: int) -> nets.Params:
-    return _init(key, cfg, stoch_dim, act_dim, norm=True)
+def gru_init(key: jax.Array, cfg: RSSMConfig, stoch_dim: int, act_dim: int, layer: nets.Layer) -> nets.Params:
+    return _init(key, cfg, stoch_dim, act_dim, layer, norm=True)
 
 
-def gru_nonorm_init(key: jax.Array, cfg: RSSMConfig, stoch_dim: int, act_dim: int) -> nets.Params:
-    return _init(key, cfg, stoch_dim, act_dim, norm=False)
+def gru_nonorm_init(
+    key: jax.Array, cfg: RSSMConfig, stoch_dim: int, act_dim: int, layer: nets.Layer
+) -> nets.Params:
+    return _init(key, cfg, stoch_dim, act_dim, layer, norm=False)
 
 
 def gru(p: nets.Params, deter: jax.Array, stoch: jax.Array, action: jax.Array) -> jax.Array:
@@ -57,7 +52,7 @@ def gru(p: nets.Params, deter: jax.Array, stoch: jax.Array, action: jax.Array) -
     x = nets.dense(p["in"], jnp.concatenate([stoch, action], -1))
     parts = nets.linear(p["cell"], jnp.concatenate([x, deter], -1))
     if "norm" in p:
-        parts = layer_norm(p["norm"], parts)
+        parts = nets.layer_norm(p["norm"], parts, LAYERNORM_EPS)
     reset, cand, update = jnp.split(parts, 3, -1)
     reset = jax.nn.sigmoid(reset)
     cand = jnp.tanh(reset * cand)

@@ -1,6 +1,7 @@
 """Prediction heads on the RSSM features (spec §1.4): reward, continue, policy and value.
 
-Each head is an MLP of [Linear -> RMSNorm -> SiLU] followed by an output layer whose meaning is given by
+Each head is an MLP of dense layers (V3: Linear -> RMSNorm -> SiLU; the `Layer` is chosen by config)
+followed by an output layer whose meaning is given by
 a small output object: `TwoHot` for scalars (reward, value), `DiscretePolicy` or `BoundedNormalPolicy`
 for actions; `policies.make_policy` picks the policy. Other Dreamer versions add their own output objects
 (scalar_heads.py, policies.py).
@@ -78,9 +79,15 @@ class BoundedNormalPolicy:
         return dists.normal_entropy(dists.bounded_normal(out, self.minstd, self.maxstd)[1])
 
 
-def head_init(key: jax.Array, din: int, units: int, layers: int, out_dim: int, outscale: float) -> nets.Params:
+def head_init(
+    key: jax.Array, din: int, units: int, layers: int, out_dim: int, outscale: float, layer: nets.Layer
+) -> nets.Params:
+    """`outscale` scales the output layer's init (0: zeros, V3's reward and value heads)."""
     k_mlp, k_out = jax.random.split(key)
-    return {"mlp": nets.mlp_init(k_mlp, din, units, layers), "out": nets.linear_init(k_out, units, out_dim, outscale)}
+    return {
+        "mlp": nets.mlp_init(k_mlp, din, units, layers, layer),
+        "out": nets.linear_init(k_out, units, out_dim, outscale),
+    }
 
 
 def head(p: nets.Params, feat: jax.Array) -> jax.Array:

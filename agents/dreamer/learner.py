@@ -63,8 +63,9 @@ class Learner:
         self.backprop = cfg["actor_grad"][kind] == "backprop"
         self.policy = policies.make_policy(act_space, straight_through=self.backprop, **cfg["policy"])
         self.scalar = heads.SCALAR_OUTPUTS[cfg["heads"]["scalar"]](cfg["heads"]["bins"])
-        token_dim = codecs.encoder_out_dim(self.spec, cfg["units"], cfg["depth"])
-        self.rssm = RSSM(RSSMConfig(**cfg["rssm"]), token_dim, self.policy.act_dim)
+        self.codec, self.layer = codecs.CodecConfig.from_agent(cfg), nets.Layer(**cfg["layers"])
+        token_dim = codecs.encoder_out_dim(self.spec, self.codec)
+        self.rssm = RSSM(RSSMConfig(**cfg["rssm"]), token_dim, self.policy.act_dim, self.layer)
         self.opt = make_optimizer(cfg["optimizer"])
         self._identity = (type(self), json.dumps(cfg, sort_keys=True, default=str), repr(obs_space), repr(act_space))
         self.train_step = partial(_train_step, self)
@@ -80,18 +81,21 @@ class Learner:
     # ----- parameters ------------------------------------------------------------------------------
 
     def init(self, key: jax.Array) -> TrainState:
-        cfg, feat, h = self.cfg, self.rssm.feat_dim, self.cfg["heads"]
+        cfg, h = self.cfg, self.cfg["heads"]
         k = jax.random.split(key, 7)
+
+        def head(key: jax.Array, name: str, out_dim: int) -> nets.Params:
+            layers, outscale = h[f"{name}_layers"], h["outscale"][name]
+            return heads.head_init(key, self.rssm.feat_dim, cfg["units"], layers, out_dim, outscale, self.layer)
+
         params = {
-            "enc": codecs.encoder_init(k[0], self.spec, cfg["units"], cfg["depth"]),
+            "enc": codecs.encoder_init(k[0], self.spec, self.codec),
             "dyn": self.rssm.init(k[1]),
-            "dec": codecs.decoder_init(
-                k[2], self.spec, cfg["rssm"]["deter"], self.rssm.latent.flat_dim, cfg["units"], cfg["depth"]
-            ),
-            "rew": heads.head_init(k[3], feat, cfg["units"], h["reward_layers"], self.scalar.out_dim, 0.0),
-            "con": heads.head_init(k[4], feat, cfg["units"], h["cont_layers"], 1, 1.0),
-            "pol": heads.head_init(k[5], feat, cfg["units"], h["policy_layers"], self.policy.out_dim, 0.01),
-            "val": heads.head_init(k[6], feat, cfg["units"], h["value_layers"], self.scalar.out_dim, 0.0),
+            "dec": codecs.decoder_init(k[2], self.spec, cfg["rssm"]["deter"], self.rssm.latent.flat_dim, self.codec),
+            "rew": head(k[3], "reward", self.scalar.out_dim),
+            "con": head(k[4], "cont", 1),
+            "pol": head(k[5], "policy", self.policy.out_dim),
+            "val": head(k[6], "value", self.scalar.out_dim),
         }
         return {
             "params": params,

@@ -5,11 +5,20 @@ float32; `cast_params` turns them into the compute dtype (bfloat16 on GPU) once 
 losses and distributions stay in float32. Initialisation follows DreamerV3 (`winit: trunc_normal_in`):
 truncated normal at +-2 sigma with std 1.1368 * sqrt(1 / fan_in), zero biases; `outscale` scales an
 output layer's std (0 gives zeros).
+
+The norm and activation after a linear map or a convolution are chosen per network by a `Layer`
+(activation silu | elu | relu, norm rms | layer | none, norm eps): V3 uses Linear -> RMSNorm -> SiLU,
+V1/V2 Dense -> ELU without norm, V3-2023 LayerNorm (eps 1e-3) and SiLU. The `Layer` is stored in the
+parameters of its norm (`{"layer": Layer, "scale": ..., "offset": ...}`) as a static pytree node: it
+holds no arrays, so optimisers and checkpoints see only the arrays, and the apply functions need no
+extra argument.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -55,8 +64,27 @@ def block_linear(p: Params, x: jax.Array) -> jax.Array:
     return y.reshape(*lead, blocks * dout) + p["b"].astype(x.dtype)
 
 
-def norm_init(dim: int) -> Params:
-    return {"scale": jnp.ones(dim, jnp.float32)}
+ACTIVATIONS = {"silu": jax.nn.silu, "elu": jax.nn.elu, "relu": jax.nn.relu}
+NORMS = ("rms", "layer", "none")
+
+
+@jax.tree_util.register_static
+@dataclass(frozen=True)
+class Layer:
+    """The norm and activation after a linear map or convolution (static: no arrays)."""
+
+    act: str = "silu"
+    norm: str = "rms"
+    eps: float = 1e-4
+
+    def __post_init__(self) -> None:
+        if self.act not in ACTIVATIONS:
+            raise ValueError(f"unknown activation '{self.act}'; valid: {', '.join(ACTIVATIONS)}")
+        if self.norm not in NORMS:
+            raise ValueError(f"unknown norm '{self.norm}'; valid: {', '.join(NORMS)}")
+
+
+V3_LAYER = Layer("silu", "rms", 1e-4)
 
 
 def rms_norm(p: Params, x: jax.Array, eps: float = 1e-4) -> jax.Array:
@@ -66,18 +94,47 @@ def rms_norm(p: Params, x: jax.Array, eps: float = 1e-4) -> jax.Array:
     return (y * p["scale"].astype(jnp.float32)).astype(x.dtype)
 
 
-def dense_init(key: jax.Array, din: int, dout: int) -> Params:
-    """Linear -> RMSNorm -> SiLU, the building block of every MLP."""
-    return {"lin": linear_init(key, din, dout), "norm": norm_init(dout)}
+def layer_norm(p: Params, x: jax.Array, eps: float) -> jax.Array:
+    """LayerNorm over the last axis with learned scale and offset, computed in float32."""
+    x32 = x.astype(jnp.float32)
+    mean = x32.mean(-1, keepdims=True)
+    var = jnp.square(x32 - mean).mean(-1, keepdims=True)
+    y = (x32 - mean) * jax.lax.rsqrt(var + eps)
+    return (y * p["scale"].astype(jnp.float32) + p["offset"].astype(jnp.float32)).astype(x.dtype)
+
+
+def norm_init(dim: int, layer: Layer = V3_LAYER) -> Params:
+    """The norm's parameters (none for norm 'none') with the static `Layer` that applies them."""
+    params: Params = {"layer": layer}
+    if layer.norm in ("rms", "layer"):
+        params["scale"] = jnp.ones(dim, jnp.float32)
+    if layer.norm == "layer":
+        params["offset"] = jnp.zeros(dim, jnp.float32)
+    return params
+
+
+def norm_act(p: Params, x: jax.Array) -> jax.Array:
+    """The norm, then the activation, of the `Layer` stored in `p`."""
+    layer = p["layer"]
+    if layer.norm == "rms":
+        x = rms_norm(p, x, layer.eps)
+    elif layer.norm == "layer":
+        x = layer_norm(p, x, layer.eps)
+    return ACTIVATIONS[layer.act](x)
+
+
+def dense_init(key: jax.Array, din: int, dout: int, layer: Layer = V3_LAYER) -> Params:
+    """Linear -> norm -> activation (V3: RMSNorm, SiLU), the building block of every MLP."""
+    return {"lin": linear_init(key, din, dout), "norm": norm_init(dout, layer)}
 
 
 def dense(p: Params, x: jax.Array) -> jax.Array:
-    return jax.nn.silu(rms_norm(p["norm"], linear(p["lin"], x)))
+    return norm_act(p["norm"], linear(p["lin"], x))
 
 
-def mlp_init(key: jax.Array, din: int, units: int, layers: int) -> list[Params]:
+def mlp_init(key: jax.Array, din: int, units: int, layers: int, layer: Layer = V3_LAYER) -> list[Params]:
     keys = jax.random.split(key, layers)
-    return [dense_init(k, din if i == 0 else units, units) for i, k in enumerate(keys)]
+    return [dense_init(k, din if i == 0 else units, units, layer) for i, k in enumerate(keys)]
 
 
 def mlp(p: list[Params], x: jax.Array) -> jax.Array:
@@ -143,14 +200,26 @@ def upsample_conv(p: Params, x: jax.Array) -> jax.Array:
     return y + p["b"].astype(y.dtype)
 
 
-def conv_reference(p: Params, x: jax.Array) -> jax.Array:
-    """Plain stride-1 'same' convolution on NHWC images; the tests check the fast forms against it."""
+def _images(f, x: jax.Array) -> jax.Array:
+    """Apply `f` to NHWC images with any leading axes."""
     lead = x.shape[:-3]
-    y = jax.lax.conv_general_dilated(
-        x.reshape(-1, *x.shape[-3:]), p["w"].astype(x.dtype), (1, 1), "SAME",
-        dimension_numbers=("NHWC", "HWIO", "NHWC"),
-    )
-    return y.reshape(*lead, *y.shape[1:]) + p["b"].astype(x.dtype)
+    y = f(x.reshape(-1, *x.shape[-3:]))
+    return y.reshape(*lead, *y.shape[1:])
+
+
+def conv(p: Params, x: jax.Array, stride: int = 1, padding: str = "SAME") -> jax.Array:
+    """Plain k x k convolution: stride 2 for the strided encoders ('VALID' padding V1/V2, 'SAME'
+    V3-2023); stride 1 'SAME' is the reference the tests check the fast forms above against."""
+    f = partial(jax.lax.conv_general_dilated, rhs=p["w"].astype(x.dtype), window_strides=(stride, stride),
+                padding=padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return _images(f, x) + p["b"].astype(x.dtype)
+
+
+def conv_transpose(p: Params, x: jax.Array, padding: str) -> jax.Array:
+    """Transposed k x k convolution with stride 2: n pixels become 2n ('SAME') or 2n + k - 2 ('VALID')."""
+    f = partial(jax.lax.conv_transpose, rhs=p["w"].astype(x.dtype), strides=(2, 2), padding=padding,
+                dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return _images(f, x) + p["b"].astype(x.dtype)
 
 
 def max_pool2(x: jax.Array) -> jax.Array:

@@ -66,6 +66,24 @@ def _optimizer(c: dict) -> str:
     return f"{o['kind']}, lr {_num(o['lr'])}, warm-up {o['warmup']}, AGC {_num(o['agc'])}, eps {_num(o['eps'])}"
 
 
+def _layers(c: dict) -> str:
+    layer = c["layers"]
+    if layer["norm"] == "none":
+        return f"Linear -> {layer['act']} (no norm)"
+    return f"Linear -> {layer['norm']} norm (eps {_num(layer['eps'])}) -> {layer['act']}"
+
+
+def _codec(c: dict) -> str:
+    codec = c["codec"]
+    units = codec["mlp_units"] or c.get("units") or f"size {c['size']}"
+    return f"image `{codec['image']}`, conv act {codec['conv_act']}; vector MLPs {codec['mlp_layers']} x {units}"
+
+
+def _heads(c: dict) -> str:
+    h = c["heads"]
+    return " / ".join(f"{h[f'{k}_layers']} ({_num(h['outscale'][k])})" for k in ("reward", "cont", "policy", "value"))
+
+
 def _data(c: dict) -> str:
     explore = c.get("explore") or {}
     first = "random actions" if explore.get("random_prefill") else "the policy"
@@ -73,7 +91,11 @@ def _data(c: dict) -> str:
 
 
 ROWS: list[tuple[str, Callable[[dict], str]]] = [
+    ("dense layers", _layers),
+    ("encoder / decoder", _codec),
+    ("heads reward / cont / policy / value: layers (output init scale)", _heads),
     ("RSSM core", lambda c: c["rssm"]["core"]),
+    ("initial state", lambda c: c["rssm"]["initial"]),
     ("latent", _latent),
     ("deter / hidden / units", lambda c: " / ".join(
         str(x or f"size {c['size']}") for x in (c["rssm"].get("deter"), c["rssm"].get("hidden"), c.get("units")))),

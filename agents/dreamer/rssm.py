@@ -4,7 +4,10 @@ The state is `{"deter": (B, deter), "stoch": (B, stoch * classes)}`; features fo
 concatenation. Two pieces are chosen by config so other Dreamer versions can plug in their own:
 `core` (how deter is updated; 'blockgru' for V3) and `latent` (the stochastic state's distribution;
 'categorical' for V3). A latent provides `stats` (network output -> distribution statistics),
-`sample`, `kl` and `entropy`; everything else in this file is shared.
+`sample`, `mode`, `kl` and `entropy`; everything else in this file is shared. The dense layers (the
+cores' input layers, prior and posterior) use the `Layer` given to `RSSM` (V3: RMSNorm, SiLU). The
+state a sequence starts from on `is_first` is zeros (`initial: zeros`, V1, V2, V3 2024) or, with
+`initial: learned` (V3-2023), deter = tanh(a learned vector) and stoch = the mode of its prior.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ class RSSMConfig:
     obslayers: int = 1
     core: str = "blockgru"
     latent: str = "categorical"
+    initial: str = "zeros"
 
 
 # ----- latents -------------------------------------------------------------------------------------
@@ -53,6 +57,10 @@ class CategoricalLatent:
         sample = dists.onehot_sample(key, stats)
         return sample.reshape(*sample.shape[:-2], self.flat_dim)
 
+    def mode(self, stats: jax.Array) -> jax.Array:
+        mode = jax.nn.one_hot(jnp.argmax(stats, -1), self.classes, dtype=jnp.float32)
+        return mode.reshape(*mode.shape[:-2], self.flat_dim)
+
     def kl(self, p: jax.Array, q: jax.Array) -> jax.Array:
         return dists.categorical_kl(p, q).sum(-1)
 
@@ -66,13 +74,16 @@ LATENTS = {"categorical": CategoricalLatent, "gaussian": GaussianLatent}  # gaus
 # ----- cores ---------------------------------------------------------------------------------------
 
 
-def block_gru_init(key: jax.Array, cfg: RSSMConfig, stoch_dim: int, act_dim: int) -> nets.Params:
+def block_gru_init(
+    key: jax.Array, cfg: RSSMConfig, stoch_dim: int, act_dim: int, layer: nets.Layer
+) -> nets.Params:
+    """V3's block GRU; `layer` applies to its three input layers, its hidden layer is V3's."""
     k = jax.random.split(key, 5)
     group_in = 3 * cfg.hidden + cfg.deter // cfg.blocks
     return {
-        "in_deter": nets.dense_init(k[0], cfg.deter, cfg.hidden),
-        "in_stoch": nets.dense_init(k[1], stoch_dim, cfg.hidden),
-        "in_action": nets.dense_init(k[2], act_dim, cfg.hidden),
+        "in_deter": nets.dense_init(k[0], cfg.deter, cfg.hidden, layer),
+        "in_stoch": nets.dense_init(k[1], stoch_dim, cfg.hidden, layer),
+        "in_action": nets.dense_init(k[2], act_dim, cfg.hidden, layer),
         "hidden": {
             "lin": nets.block_linear_init(k[3], group_in * cfg.blocks, cfg.deter, cfg.blocks),
             "norm": nets.norm_init(cfg.deter),
@@ -94,7 +105,7 @@ def block_gru(p: nets.Params, deter: jax.Array, stoch: jax.Array, action: jax.Ar
     )
     w_shared = w[:, d:].transpose(1, 0, 2).reshape(group_in - d, blocks * group_out)
     x = nets.block_linear({"w": w[:, :d], "b": bias}, deter) + x @ w_shared.astype(x.dtype)
-    x = jax.nn.silu(nets.rms_norm(p["hidden"]["norm"], x))
+    x = nets.norm_act(p["hidden"]["norm"], x)
     gates = nets.block_linear(p["gates"], x).reshape(*deter.shape[:-1], blocks, 3, -1)
     reset, cand, update = (gates[..., i, :].reshape(deter.shape) for i in range(3))
     reset = jax.nn.sigmoid(reset)
@@ -113,31 +124,43 @@ CORES = {
 # ----- the model -----------------------------------------------------------------------------------
 
 
+INITIALS = ("zeros", "learned")
+
+
 class RSSM:
-    def __init__(self, cfg: RSSMConfig, token_dim: int, act_dim: int):
-        for name, table in (("core", CORES), ("latent", LATENTS)):
+    def __init__(self, cfg: RSSMConfig, token_dim: int, act_dim: int, layer: nets.Layer = nets.V3_LAYER):
+        for name, table in (("core", CORES), ("latent", LATENTS), ("initial", INITIALS)):
             if getattr(cfg, name) not in table:
                 raise ValueError(f"unknown rssm.{name} '{getattr(cfg, name)}'; valid: {', '.join(table)}")
-        self.cfg, self.token_dim, self.act_dim = cfg, token_dim, act_dim
+        self.cfg, self.token_dim, self.act_dim, self.layer = cfg, token_dim, act_dim, layer
         self.latent = LATENTS[cfg.latent](cfg)
         self._core_init, self._core = CORES[cfg.core]
         self.feat_dim = cfg.deter + self.latent.flat_dim
 
     def init(self, key: jax.Array) -> nets.Params:
-        cfg, k = self.cfg, jax.random.split(key, 5)
-        return {
-            "core": self._core_init(k[0], cfg, self.latent.flat_dim, self.act_dim),
-            "prior": nets.mlp_init(k[1], cfg.deter, cfg.hidden, cfg.imglayers),
+        cfg, k, layer = self.cfg, jax.random.split(key, 5), self.layer
+        params = {
+            "core": self._core_init(k[0], cfg, self.latent.flat_dim, self.act_dim, layer),
+            "prior": nets.mlp_init(k[1], cfg.deter, cfg.hidden, cfg.imglayers, layer),
             "prior_out": nets.linear_init(k[2], cfg.hidden, self.latent.out_dim),
-            "post": nets.mlp_init(k[3], cfg.deter + self.token_dim, cfg.hidden, cfg.obslayers),
+            "post": nets.mlp_init(k[3], cfg.deter + self.token_dim, cfg.hidden, cfg.obslayers, layer),
             "post_out": nets.linear_init(k[4], cfg.hidden, self.latent.out_dim),
         }
+        if cfg.initial == "learned":
+            params["initial"] = jnp.zeros(cfg.deter, jnp.float32)
+        return params
 
     def initial(self, batch: int) -> dict[str, jax.Array]:
         return {
             "deter": jnp.zeros((batch, self.cfg.deter), jnp.float32),
             "stoch": jnp.zeros((batch, self.latent.flat_dim), jnp.float32),
         }
+
+    def learned_initial(self, p: nets.Params) -> dict[str, jax.Array]:
+        """The learned start state (V3-2023), shapes (1, deter) and (1, stoch): deter = tanh(parameter),
+        stoch = the mode of its prior (no gradient through the mode)."""
+        deter = jnp.tanh(p["initial"])[None]
+        return {"deter": deter, "stoch": self.latent.mode(self.prior(p, deter)).astype(deter.dtype)}
 
     def prior(self, p: nets.Params, deter: jax.Array) -> jax.Array:
         return self.latent.stats(nets.linear(p["prior_out"], nets.mlp(p["prior"], deter)))
@@ -158,6 +181,9 @@ class RSSM:
         """Reset on is_first, advance the core, and sample the posterior; returns (carry, post stats)."""
         keep = (1.0 - is_first.astype(jnp.float32))[:, None]
         carry = {k: v * keep.astype(v.dtype) for k, v in carry.items()}
+        if self.cfg.initial == "learned":
+            first, start = 1.0 - keep, self.learned_initial(p)
+            carry = {k: v + first.astype(v.dtype) * start[k].astype(v.dtype) for k, v in carry.items()}
         deter = self.step(p, carry, prevact * keep.astype(prevact.dtype))
         post = self.posterior(p, deter, tokens)
         stoch = self.latent.sample(key, post).astype(deter.dtype)
