@@ -1,7 +1,8 @@
 """Markdown tables of what differs between the Dreamer presets, generated from their yaml configs.
 
-    python -m agents.dreamer.presets_table            # prints the tables for the README
-    python -m agents.dreamer.presets_table --write    # rewrites them in agents/dreamer/PRESETS.md
+    python -m agents.dreamer.presets_table            # prints the tables
+    python -m agents.dreamer.presets_table --write    # rewrites them in agents/dreamer/PRESETS.md and the
+                                                      # first one in the project README
 
 The first table reads harness/config/agent/<preset>.yaml, where every preset states the learner's
 switches (agents/dreamer/learner.py explains them). The second table lists each preset's per-suite
@@ -108,6 +109,7 @@ ROWS: list[tuple[str, Callable[[dict], str]]] = [
     ("actor distribution (cont.)", lambda c: c["policy"]["dist"]),
     ("actor gradient disc. / cont.", lambda c: f"{c['actor_grad']['discrete']} / {c['actor_grad']['continuous']}"),
     ("entropy scale", lambda c: _num(c["actent"])),
+    ("eval actions", lambda c: {"mode": "the policy's mode", "sample": "sampled"}[c["eval_policy"]]),
     ("return normalisation", lambda c: "percentile 5-95" if c["retnorm"]["rate"] else "none"),
     ("slow critic", _slow),
     ("replay value loss", lambda c: _num(c["loss_scales"]["repval"])),
@@ -151,13 +153,20 @@ def suite_table(presets: tuple[str, ...] = PRESETS) -> str:
     return "\n".join(lines)
 
 
-def write(path: Path = Path(__file__).with_name("PRESETS.md")) -> None:
-    """Replace the text between the BEGIN/END markers of `path` with freshly generated tables."""
-    begin, end = "<!-- BEGIN generated tables -->", "<!-- END generated tables -->"
-    text = path.read_text()
-    head, _, rest = text.partition(begin)
-    _, _, tail = rest.partition(end)
-    path.write_text(f"{head}{begin}\n{preset_table()}\n\n{suite_table()}\n{end}{tail}")
+PRESETS_MD = Path(__file__).with_name("PRESETS.md")
+README = Path(__file__).resolve().parents[2] / "README.md"
+MARKERS = ("<!-- BEGIN generated tables -->", "<!-- END generated tables -->")
+
+
+def write() -> None:
+    """Replace the text between the markers of PRESETS.md (both tables) and README.md (the first)."""
+    for path, tables in ((PRESETS_MD, f"{preset_table()}\n\n{suite_table()}"), (README, preset_table())):
+        text = path.read_text()
+        head, found, rest = text.partition(MARKERS[0])
+        if not found:
+            raise ValueError(f"{path} lacks the marker {MARKERS[0]}")
+        _, _, tail = rest.partition(MARKERS[1])
+        path.write_text(f"{head}{MARKERS[0]}\n{tables}\n{MARKERS[1]}{tail}")
 
 
 if __name__ == "__main__":

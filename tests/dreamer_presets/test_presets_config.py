@@ -99,7 +99,8 @@ def test_bad_switches_name_the_valid_choices():
         dreamer_config.validate({**cfg, "units": None, "rssm": {**cfg["rssm"], "hidden": None}})
 
 
-def test_presets_md_holds_the_generated_tables():
-    text = (Path(presets_table.__file__).parent / "PRESETS.md").read_text()
+def test_presets_md_and_readme_hold_the_generated_tables():
+    text = presets_table.PRESETS_MD.read_text()
     assert presets_table.preset_table() in text
     assert presets_table.suite_table() in text
+    assert presets_table.preset_table() in presets_table.README.read_text()
