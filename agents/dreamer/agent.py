@@ -144,10 +144,15 @@ class DreamerAgent:
 
     def load(self, path: Path) -> None:
         path = Path(path)
-        treedef = jax.tree.structure(self.state)
+        expected = jax.tree.leaves(self.state)
         with np.load(path / "agent.npz") as f:
-            leaves = [jnp.asarray(f[f"arr_{i}"]) for i in range(treedef.num_leaves)]
+            stored = [f[f"arr_{i}"] for i in range(len(f.files) - 1)]  # all but "key"
             self.key = jnp.asarray(f["key"])
+        if [x.shape for x in stored] != [x.shape for x in expected]:
+            raise ValueError(f"{path} holds {len(stored)} arrays that do not match this agent's {len(expected)} "
+                             "parameter and optimiser arrays: it was written by another config or code version")
+        treedef = jax.tree.structure(self.state)
+        leaves = [jnp.asarray(x) for x in stored]
         self.state = jax.tree.unflatten(treedef, leaves)
         self.counters = json.loads((path / "agent.json").read_text())
         if self.explore:

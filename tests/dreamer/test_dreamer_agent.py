@@ -124,3 +124,10 @@ def test_bfloat16_compute_keeps_float32_parameters():
     metrics = drive(agent, VECTOR, 20)
     assert metrics["train/updates"] >= 1 and np.isfinite(metrics["train/loss/total"])
     assert {x.dtype for x in jax.tree.leaves(agent.state["params"])} == {jnp.dtype(jnp.float32)}
+
+
+def test_checkpoint_of_another_config_is_refused_clearly(tmp_path):
+    DreamerAgent(tiny_config(), VECTOR, gym.spaces.Discrete(3), 1, seed=0).save(tmp_path)
+    wider = DreamerAgent(tiny_config(units=32), VECTOR, gym.spaces.Discrete(3), 1, seed=0)
+    with pytest.raises(ValueError, match="written by another config or code version"):
+        wider.load(tmp_path)
