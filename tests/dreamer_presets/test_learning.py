@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 STEPS = 5000
-# Eval means measured at 5000 steps with the papers' layers: V1 138, V2 208, V3-2023 128 (V3's layers: 73, 175, 317).
-THRESHOLD = {"dreamerv1": 40.0, "dreamerv2": 100.0, "dreamerv3_2023": 100.0}
+# Eval means measured at 5000 steps with the papers' layers: V1 138, V2 208, V3-2023 128 (V3's layers: 73, 175, 317);
+# one seed each, so the thresholds leave room (V3-2023's 80 is still 3.6x random play).
+THRESHOLD = {"dreamerv1": 40.0, "dreamerv2": 100.0, "dreamerv3_2023": 80.0}
 
 
 @pytest.mark.slow
