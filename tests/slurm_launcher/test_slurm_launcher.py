@@ -40,6 +40,13 @@ def wait_until_running(run: RunDir) -> None:
     time.sleep(0.3)  # some steps in, far from the end: 100k steps take 2.5 s even at 40k steps/s
 
 
+def accounted_history(job: str) -> list[str] | None:
+    """The job's states in SLURM's accounting, once it has recorded the end (slurmdbd lags slurmctld)."""
+    history = subprocess.run(["sacct", "-D", "-X", "-n", "-P", "-o", "State", "-j", job],
+                             capture_output=True, text=True, check=True).stdout.split()
+    return history if history and history[-1] not in ("RUNNING", "PENDING", "REQUEUED") else None
+
+
 def run_of(root: Path, task: str) -> RunDir:
     return RunDir(root / "runs/classic/random" / task / "seed0")
 
@@ -130,9 +137,7 @@ def test_stopped_task_checkpoints_requeues_and_resumes_in_place(slurm_cluster, t
     assert len(list((tmp_path / "runs").rglob("config.yaml"))) == 1  # resumed in the same directory
     log = run.log.read_text()
     assert "start 1" in log and "start 2" in log
-    history = subprocess.run(["sacct", "-D", "-X", "-n", "-P", "-o", "State", "-j", job],
-                             capture_output=True, text=True, check=True).stdout.split()
-    assert history == ["REQUEUED", "COMPLETED"]
+    assert wait_until(lambda: accounted_history(job), 60, "slurmdbd to record the job's end") == ["REQUEUED", "COMPLETED"]
 
 
 def test_requeue_limit_stops_the_run_and_resubmission_resumes_it(slurm_cluster, tmp_path):
