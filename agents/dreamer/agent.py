@@ -18,7 +18,6 @@ import numpy as np
 
 from agents.base import LOOP_KEYS
 from agents.dreamer import config as dreamer_config
-from agents.dreamer import learner
 from agents.dreamer.explore import Exploration
 from agents.dreamer.learner import Learner
 from agents.dreamer.replay import Replay
@@ -121,7 +120,7 @@ class DreamerAgent:
         """Dispatch one train step (it runs asynchronously); returns its metrics and latents."""
         key = self._next_key()
         if not self._compiled:
-            learner.compile_train_step(self.learner, self.state, batch, key)
+            self.learner.compile_train_step(self.state, batch, key)
             self._compiled = True
         self.state, metrics, latents = self.learner.train_step(self.state, batch, key)
         return metrics, latents
@@ -144,16 +143,14 @@ class DreamerAgent:
 
     def load(self, path: Path) -> None:
         path = Path(path)
-        expected = jax.tree.leaves(self.state)
+        expected, treedef = jax.tree.flatten(self.state)
         with np.load(path / "agent.npz") as f:
             stored = [f[f"arr_{i}"] for i in range(len(f.files) - 1)]  # all but "key"
             self.key = jnp.asarray(f["key"])
         if [x.shape for x in stored] != [x.shape for x in expected]:
             raise ValueError(f"{path} holds {len(stored)} arrays that do not match this agent's {len(expected)} "
                              "parameter and optimiser arrays: it was written by another config or code version")
-        treedef = jax.tree.structure(self.state)
-        leaves = [jnp.asarray(x) for x in stored]
-        self.state = jax.tree.unflatten(treedef, leaves)
+        self.state = jax.tree.unflatten(treedef, [jnp.asarray(x) for x in stored])
         self.counters = json.loads((path / "agent.json").read_text())
         if self.explore:
             self.explore.rng.bit_generator.state = self.counters.pop("explore_rng")

@@ -5,8 +5,8 @@ Continuous actions (the policy head outputs (..., 2A)):
 - 'trunc_normal' (V2): normal with mean tanh(x) and std 2 * sigmoid(s / 2) + minstd, truncated to [-1, 1];
   samples by the inverse CDF, so they are reparameterised (dynamics backprop needs that).
 - 'tanh_normal' (V1): normal with mean 5 * tanh(m / 5) and std softplus(s + softplus^-1(5)) + 1e-4,
-  squashed by tanh; the mode is tanh of the mean. The entropy is the base normal's entropy plus the tanh log-det at the mean (V1
-  estimated it from samples; no V1 loss uses it, it is only reported).
+  squashed by tanh; the mode is tanh of the mean. The entropy is the base normal's entropy plus the
+  tanh log-det at the mean (V1 estimated it from samples; no V1 loss uses it, it is only reported).
 Discrete actions: heads.DiscretePolicy; `straight_through` (V1's dynamics backprop on one-hot actions)
 makes samples carry the probabilities' gradient.
 """
