@@ -28,6 +28,11 @@ class Options:
     include_flagged: bool = False
     compare_published: bool = False
     plots: bool = True
+    tasks: list[str] | None = None  # the tasks aggregates use instead of the suite's (--tasks)
+
+    def suite_tasks(self, suite: str) -> list[str]:
+        """The tasks this report aggregates over: --tasks, else the suite's own task set."""
+        return list(self.tasks) if self.tasks else reference.suite_tasks(suite)
 
 
 @dataclass
@@ -82,7 +87,7 @@ def _reproductions(report: SuiteReport, runs: pd.DataFrame, options: Options) ->
         new_label = checks.label(new, "new")
         published = reference.counterpart(new)
         if published not in set(table.loc[table["source"] == "published", "method"]):
-            report.warnings.append(f"no per-run published data of '{published}' loaded (pass --published DIR); "
+            report.warnings.append(f"no per-run published data of '{published}' in the shipped files or --published; "
                                    f"the reproduction of {new_label} uses the shipped paper tables where they have it")
         verdicts = tables.reproduction(table, new_label, published, report.suite, options.reps, options.seed)
         report.reproduction.append(verdicts.merge(_cost(runs, new), on="task", how="left"))
@@ -114,7 +119,7 @@ def _plots(report: SuiteReport, data: Data, aggregate_labels: list[str], folder:
                                                 f"{suite}_curves", xlabel, options.seed)
     if len(report.aggregates):
         report.figures += plots.aggregate_intervals(report.aggregates, colors, folder, f"{suite}_aggregates", score)
-        tasks = reference.suite_tasks(suite) if not options.include_flagged else None
+        tasks = options.suite_tasks(suite) if not options.include_flagged else None
         matrices = {l: tables.matrix(table[(table["label"] == l) & ~table["excluded"]], "score", tasks)
                     for l in aggregate_labels}
         reps = min(options.reps, SMALL_REPS)
@@ -138,7 +143,7 @@ def _sample_efficiency(curves: pd.DataFrame, table: pd.DataFrame, suite: str, no
     """IQM of normalised binned curves per step for labels with curves on every task of the suite."""
     if normalize.canonical(normaliser) in normalize.EPISODE or curves.empty:
         return {}
-    tasks = reference.suite_tasks(suite)
+    tasks = options.suite_tasks(suite)
     result = {}
     for label, group in curves.groupby("label"):
         if set(group["task"]) != set(tasks):
@@ -211,8 +216,8 @@ def analyse(data: Data, suite: str, folder: Path, options: Options) -> SuiteRepo
                   usable=("excluded", lambda e: int((~e).sum())),
                   tasks=("task", "nunique"), rule=("rule", "first"), normaliser=("normaliser", "first"))
              .reindex(labels).reset_index().rename(columns={"label": "method"}))
-    tasks = reference.suite_tasks(suite)
-    missing = checks.coverage(table, suite)
+    tasks = options.suite_tasks(suite)
+    missing = checks.coverage(table, tasks)
     aggregate_labels = _aggregate_labels(table, labels, missing, len(tasks), options.include_flagged)
     report = SuiteReport(suite, table, labels, rules, tables.per_task(table, min(options.reps, SMALL_REPS), options.seed),
                          _aggregates(table, aggregate_labels, missing, tasks, options))

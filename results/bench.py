@@ -3,8 +3,7 @@
 The report covers every published Atari100k method (12 methods, 5 to 100 runs per game, 26 games),
 plus 130 run directories of this project's format (26 games x 5 seeds, made from DreamerV3's published
 training curves) compared against the published DreamerV3 runs: tables, verdicts and all plots, with
-50,000 bootstrap replicates (5,000 with --quick). It needs the published score files beside the
-repository (../shared/data/published).
+50,000 bootstrap replicates (5,000 with --quick), from the shipped published score files.
 """
 
 from __future__ import annotations
@@ -20,9 +19,9 @@ from typing import Any
 import yaml
 
 from results.analysis import Options
+from results.reference import PUBLISHED
 from results.report import build
 
-PUBLISHED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "published"
 
 
 def write_runs(root: Path, published: Path) -> None:
@@ -45,16 +44,13 @@ def write_runs(root: Path, published: Path) -> None:
 
 
 def figures(quick: bool) -> list[dict[str, Any]]:
-    published = PUBLISHED.resolve()
-    if not published.is_dir():
-        raise FileNotFoundError(f"the report benchmark needs the published score files at {published}")
     reps = 5_000 if quick else 50_000
     with tempfile.TemporaryDirectory() as tmp:
         runs = Path(tmp) / "runs"
-        write_runs(runs, published)
+        write_runs(runs, PUBLISHED)
         options = Options(reps=reps, compare_published=True)
         wall, cpu = time.perf_counter(), time.process_time()
-        build([str(runs)], Path(tmp) / "report", "atari26", None, str(published), options)
+        build([str(runs)], Path(tmp) / "report", "atari26", None, None, options)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     notes = (f"python -m results.report <130 run dirs> --suite atari26 --compare published: 12 published methods "
              f"+ ours, 26 games, {reps:,} bootstrap replicates, tables and plots; CPU {cpu:.1f} s, "

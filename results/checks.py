@@ -68,9 +68,9 @@ def judge(finals: pd.DataFrame, runs: pd.DataFrame, suite: str, include_flagged:
     return table
 
 
-def coverage(table: pd.DataFrame, suite: str) -> dict[str, list[str]]:
-    """For each label, the suite's tasks it has no usable run of."""
-    tasks = set(reference.suite_tasks(suite))
+def coverage(table: pd.DataFrame, tasks: list[str]) -> dict[str, list[str]]:
+    """For each label, the tasks (of the suite, or of --tasks) it has no usable run of."""
+    tasks = set(tasks)
     usable = table[~table["excluded"]]
     return {name: sorted(tasks - set(usable.loc[usable["label"] == name, "task"]))
             for name in table["label"].unique()}

@@ -97,7 +97,7 @@ def _load_any(path: Path, suite: str | None) -> list[Data]:
     if path.is_file():
         if path.name in RUN_FILES:
             return _load_any(path.parent, suite)
-        indexed = _index_entry(path).get("suite")
+        indexed = _index_entry(path, suite).get("suite")
         if suite and indexed and indexed != canonical_suite(suite):
             return []  # another suite's file: not worth parsing
         named = _suite_from_name(path)
@@ -177,13 +177,14 @@ def read_json(path: Path) -> Any:
         return json.load(f)
 
 
-def _index_entry(path: Path) -> dict[str, Any]:
-    """The published.yaml entry whose file path ends this path, or {}."""
-    resolved = path.as_posix()
-    for entry in reference.published_index():
-        if resolved.endswith("/" + entry["file"]) or resolved == entry["file"]:
-            return entry
-    return {}
+def _index_entry(path: Path, suite: str | None = None) -> dict[str, Any]:
+    """The published.yaml entry whose file path ends this path (gzipped or not), or {}; of the entries
+    of one file (DreamerV2's Atari file serves atari57 and atari57_dreamerv2), the one of `suite`."""
+    resolved = path.as_posix().removesuffix(".gz")
+    entries = [e for e in reference.published_index() if resolved == e["file"].removesuffix(".gz")
+               or resolved.endswith("/" + e["file"].removesuffix(".gz"))]
+    wanted = canonical_suite(suite) if suite else None
+    return next((e for e in entries if e["suite"] == wanted), entries[0] if entries else {})
 
 
 def _suite_from_name(path: Path) -> str | None:
@@ -195,7 +196,7 @@ def _suite_from_name(path: Path) -> str | None:
 
 def load_published_file(path: Path, suite: str | None = None) -> Data:
     """One published file, in any of the formats of published.yaml (detected from its content)."""
-    entry = _index_entry(path)
+    entry = _index_entry(path, suite)
     suite = entry.get("suite") or _suite_from_name(path) or (canonical_suite(suite) if suite else None)
     content = yaml.safe_load(path.read_text()) if path.suffix == ".yaml" else read_json(path)
     method = entry.get("method") or path.name.split(".")[0].lower()

@@ -1,7 +1,8 @@
 """`python -m results.report <paths...>`: paper tables, plots and reproduction verdicts.
 
-    python -m results.report runs/ --suite atari26 --compare published --published ../shared/data/published
-    python -m results.report runs/ path/to/IRIS.json --suite atari100k --methods dreamerv3 iris --out report/
+    python -m results.report runs/ --suite atari26 --compare published        # the shipped published data
+    python -m results.report runs/ --suite atari26 --compare published --published my_scores/  # adds/replaces files
+    python -m results.report runs/ --suite atari57 --tasks pong breakout --out report/
 
 Paths are run directories (or folders holding them), official DreamerV3 log directories and published
 score files. Writes <out>/report.md, <out>/tables/*.csv and *.tex, <out>/plots/*.png and *.pdf.
@@ -18,14 +19,28 @@ import pandas as pd
 from results import final, reference, tables
 from results.analysis import SMALL_REPS, Options, SuiteReport, analyse
 from results.load import Data, concat, load
-from results.names import canonical_suite
+from results.names import canonical_suite, canonical_task
+
+
+def published_paths(suite: str, published: str | None = None) -> list[Path]:
+    """The published files of a suite: the shipped ones (results/published), of which a file of the same
+    name in `published` (gzipped or not) takes the place, plus the other files of `published`."""
+    shipped = reference.published_files(suite)
+    if not published:
+        return shipped
+    folder = Path(published)
+    given = {p.relative_to(folder).as_posix() for p in folder.rglob("*.json*")} | {
+        p.relative_to(folder).as_posix() for p in folder.rglob("*.yaml")}
+    kept = [p for p in shipped if not any(reference.same_file(p.relative_to(reference.PUBLISHED).as_posix(), g)
+                                          for g in given)]
+    return kept + [folder]
 
 
 def _load(paths: list[str], suite: str | None, published: str | None, compare: bool) -> Data:
     data = load(paths, suite)
-    if compare and published:
+    if compare:
         suites = [suite] if suite else sorted(data.episodes["suite"].unique())
-        data = concat([data] + [load([published], s) for s in suites])
+        data = concat([data] + [load(published_paths(s, published), s) for s in suites])
     return data
 
 
@@ -39,6 +54,16 @@ def _select_methods(data: Data, methods: list[str] | None, compare: bool) -> Dat
         raise ValueError(f"no runs of method(s) {sorted(unknown)}; loaded methods: "
                          f"{', '.join(sorted(data.episodes['method'].unique()))}")
     return data.select(methods=sorted(wanted))
+
+
+def _select_tasks(data: Data, tasks: list[str]) -> Data:
+    """Only the listed tasks (names in any spelling); unknown names list the loaded tasks."""
+    loaded = set(data.episodes["task"])
+    unknown = [t for t in tasks if t not in loaded]
+    if unknown:
+        raise ValueError(f"no runs of task(s) {unknown}; loaded tasks: {', '.join(sorted(loaded))}")
+    return Data(data.episodes[data.episodes["task"].isin(tasks)], data.runs[data.runs["task"].isin(tasks)],
+                list(data.warnings))
 
 
 def _wide_per_task(per_task: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
@@ -91,8 +116,11 @@ def write_suite(report: SuiteReport, out: Path, options: Options) -> str:
         lines += ["### Warnings\n", "\n".join(f"- {w}" for w in report.warnings) + "\n"]
     if len(report.aggregates):
         shown = _aggregate_shown(report.aggregates)
+        tasks = options.suite_tasks(suite)
+        over = (f"over the {len(tasks)} tasks given with --tasks ({', '.join(tasks)})" if options.tasks
+                else f"over the suite's {len(tasks)} tasks")
         lines += [f"### Aggregates ({report.table['normaliser'].iloc[0]} scores, 95% stratified bootstrap CIs, "
-                  f"{options.reps:,} replicates)\n", tables.markdown(shown)]
+                  f"{options.reps:,} replicates)\n", f"Aggregates {over}.\n", tables.markdown(shown)]
         tables.write(report.aggregates, folder, f"{suite}_aggregates", shown)
     for frame in report.reproduction_aggregate:
         shown = _aggregate_reproduction_shown(frame)
@@ -140,19 +168,21 @@ def build(paths: list[str], out: Path, suite: str | None = None, methods: list[s
     if published and not Path(published).is_dir():
         raise FileNotFoundError(f"--published {published}: not a folder")
     data = _select_methods(_load(paths, suite, published, options.compare_published), methods, options.compare_published)
+    if options.tasks:
+        data = _select_tasks(data, options.tasks)
     if data.runs.empty:
         raise ValueError(f"no runs found in {paths}" + (f" for suite {suite}" if suite else ""))
     suites = [suite] if suite else sorted(data.runs["suite"].unique())
     rule_text = final.describe(options.rule) if options.rule else "each run's own (its config; suite defaults for published data)"
     sections = [f"# Results report\n\nSources: {', '.join(map(str, paths))}"
-                + (f"; published data: {published}" if published else "")
+                + ("; published data: shipped (results/published)" if options.compare_published else "")
+                + (f", with files from {published}" if published and options.compare_published else "")
+                + (f"\n\nTasks: only {', '.join(options.tasks)} (--tasks)" if options.tasks else "")
                 + f"\n\nFinal-score rule: {rule_text}. Bootstrap: {options.reps:,} replicates, seed {options.seed}."
                 + (" Flagged runs are included in aggregates." if options.include_flagged else
                    " Flagged runs (unfinished, overridden protocol, missing seeds) are left out of aggregates and verdicts.")
                 + f" Per-task CIs, profiles, probability of improvement and curves: {min(options.reps, SMALL_REPS):,} replicates."
                 + "\n"]
-    if options.compare_published and not published:
-        sections.append("No --published folder given: reproductions use the shipped paper tables (means only).\n")
     for name in suites:
         report = analyse(data.select(name), name, out / "plots", options)
         sections.append(write_suite(report, out, options))
@@ -169,7 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--suite", help="only this suite (atari26 alias atari100k, atari57, dmc_proprio, ...)")
     parser.add_argument("--methods", nargs="+", help="only these methods (agent or published method names)")
     parser.add_argument("--compare", choices=["published"], help="add reproduction verdicts against published runs")
-    parser.add_argument("--published", help="folder of the published score files (see results/reference/published.yaml)")
+    parser.add_argument("--published", help="a folder of published score files that add to or replace the shipped "
+                        "ones (results/published; names as in results/reference/published.yaml)")
+    parser.add_argument("--tasks", nargs="+", help="only these tasks; aggregates then cover this subset and say so")
     parser.add_argument("--out", default="report", help="output folder (default: report)")
     parser.add_argument("--rule", help="final-score rule for all curves, e.g. 'last_fraction:fraction=0.1' or "
                         "'train_window:start=390000,end=400000'")
@@ -179,7 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--include-flagged", action="store_true", help="average flagged runs too")
     parser.add_argument("--no-plots", action="store_true", help="tables only")
     args = parser.parse_args(argv)
-    options = Options(reps=args.reps, seed=args.seed, rule=final.parse_rule(args.rule) if args.rule else None,
+    suite = canonical_suite(args.suite) if args.suite else None
+    tasks = [canonical_task(suite, t) for t in args.tasks] if args.tasks and suite else args.tasks
+    options = Options(reps=args.reps, tasks=tasks, seed=args.seed, rule=final.parse_rule(args.rule) if args.rule else None,
                       normaliser=args.normaliser, include_flagged=args.include_flagged,
                       compare_published=args.compare == "published", plots=not args.no_plots)
     path = build(args.paths, Path(args.out), args.suite, args.methods, args.published, options)

@@ -1,6 +1,7 @@
-"""Reference tables shipped with the package (sources and fixes: README.md in this folder).
+"""Reference tables and the published score files shipped with the package (sources and fixes:
+README.md in this folder; the score files' origins and checksums: ../published/SOURCES.md).
 
-Everything here is read from files next to this module, never from `../shared`.
+Everything here is read from files of the package, never from a folder beside the checkout.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pandas as pd
 import yaml
 
 FOLDER = Path(__file__).parent
+PUBLISHED = FOLDER.parent / "published"  # the shipped published score files
 
 
 @cache
@@ -39,7 +41,7 @@ def suite_defaults(suite: str) -> dict[str, Any]:
 
 
 def suite_tasks(suite: str) -> list[str]:
-    """The canonical task list of a suite."""
+    """The canonical task list of a suite: the tasks its aggregates use."""
     spec = suite_defaults(suite)["tasks"]
     if isinstance(spec, list):
         return list(spec)
@@ -48,12 +50,22 @@ def suite_tasks(suite: str) -> list[str]:
         rows = rows[rows[spec["column"]] == 1]
     if "suite" in spec:
         rows = rows[rows["suite"] == spec["suite"]]
-    return list(rows["task"])
+    return [t for t in rows["task"] if t not in spec.get("exclude", [])]
 
 
 def published_index() -> list[dict[str, Any]]:
     """Entries of published.yaml: which published file belongs to which suite, in which format."""
     return list(_yaml("published.yaml")["files"])
+
+
+def same_file(name: str, other: str) -> bool:
+    """Whether two published file names (relative paths) name the same file, gzipped or not."""
+    return name.removesuffix(".gz") == other.removesuffix(".gz")
+
+
+def published_files(suite: str) -> list[Path]:
+    """The shipped published score files of a suite (canonical name)."""
+    return [PUBLISHED / e["file"] for e in published_index() if e["suite"] == suite]
 
 
 def counterpart(agent: str) -> str:

@@ -78,7 +78,8 @@ def test_dreamerv2_atari_suite_variant_has_the_v2_paper_env():
     variant, base = (compose([f"suite={s}", "agent=dreamerv2"]) for s in ("atari57_dreamerv2", "atari57"))
     env = OmegaConf.to_container(variant.suite.env)
     assert env == {"size": [64, 64], "gray": True, "sticky": 0.25, "noops": 30, "actions": "minimal", "resize": "area"}
-    assert variant.suite.tasks == base.suite.tasks and variant.suite.protocol.budget == base.suite.protocol.budget
+    assert list(variant.suite.tasks) == [t for t in base.suite.tasks if t not in ("defender", "surround")]  # V2's 55
+    assert variant.suite.protocol.budget == base.suite.protocol.budget
     assert variant.agent.train_after == 50000 and variant.agent.loss_scales.con == 5.0
 
 

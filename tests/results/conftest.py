@@ -4,15 +4,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-PUBLISHED = REPO / ".." / "shared" / "data" / "published"
+from results.reference import PUBLISHED
 
 
 @pytest.fixture(scope="session")
 def published() -> Path:
-    """The published score files (read-only, beside the repository). Missing data is a failure, not a skip."""
-    assert PUBLISHED.is_dir(), f"published score data not found at {PUBLISHED.resolve()}"
-    return PUBLISHED.resolve()
+    """The published score files shipped with the package (results/published; read-only)."""
+    return PUBLISHED
 
 
 def write_run(root: Path, suite: dict, agent: str, task: str, seed: int, episodes: list[dict],

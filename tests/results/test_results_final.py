@@ -61,7 +61,7 @@ def test_window_without_fallback_gives_nan(published):
 
 
 def test_dreamerv1_curves_and_last_point(published):
-    data = load([published / "dreamerv1/dreamer.json"])
+    data = load([published / "dreamerv1/dreamer.json.gz"])
     assert set(data.episodes["mode"]) == {"eval"} and data.episodes["task"].nunique() == 20
     scores = final_scores(data)
     assert len(scores) == 100 and scores["n_episodes"].eq(1).all()

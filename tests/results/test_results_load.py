@@ -7,19 +7,19 @@ import numpy as np
 import pytest
 
 from results import reference
-from results.load import load
+from results.load import load, read_json
 from results.names import canonical_suite, canonical_task
 
 # file -> (suite, method, runs per task, tasks) as the files hold them (published/SOURCES.md)
 EXPECTED = {
     "atari100k_runs/IRIS.json": ("atari26", "iris", 5, 26),
     "atari100k_runs/SPR.json": ("atari26", "spr", 100, 26),
-    "atari100k_runs/CURL_10_evals.json": ("atari26", "curl", 100, 26),
+    "atari100k_runs/CURL_10_evals.json.gz": ("atari26", "curl", 100, 26),
     "atari100k_runs/MuZero.json": ("atari26", "muzero", 1, 26),
     "dreamerv3_2024/atari100k-dreamerv3.json.gz": ("atari26", "dreamerv3", 5, 26),
     "dreamerv3_2024/dmc_proprio-dreamerv3.json.gz": ("dmc_proprio", "dreamerv3", 5, 18),
     "dreamerv3_2024/minecraft_diamond-dreamerv3.json.gz": ("minecraft", "dreamerv3", 20, 1),
-    "dreamerv1/dreamer.json": ("dmc_vision", "dreamer", 5, 20),
+    "dreamerv1/dreamer.json.gz": ("dmc_vision", "dreamer", 5, 20),
     "crafter/crafter_reward-human.json": ("crafter", "human", 5, 1),
 }
 
@@ -59,8 +59,8 @@ def test_curves_keep_every_finite_point_and_drop_nan_bins(published):
 
 
 def test_curl_scores_are_turned_back_into_game_scores(published):
-    data = load([published / "atari100k_runs/CURL_10_evals.json"])
-    rows = json.loads((published / "atari100k_runs/CURL_10_evals.json").read_text())
+    data = load([published / "atari100k_runs/CURL_10_evals.json.gz"])
+    rows = read_json(published / "atari100k_runs/CURL_10_evals.json.gz")
     pong = next(r for r in rows if r["game"] == "Pong" and r["seed"] == 1.0)
     ours = data.episodes.query("task == 'pong' and seed == 1")["score"].item()
     assert ours == pytest.approx(pong["HNS"] * (14.6 + 20.7) - 20.7)

@@ -5,6 +5,7 @@ import json
 import pandas as pd
 import pytest
 
+from results import reference
 from results.report import main
 
 REPS = ["--reps", "500"]
@@ -15,7 +16,7 @@ def test_harness_run_shows_up_beside_published_runs(tmp_path, published, run_cli
     run_cli("harness.run", "suite=atari26", "task=pong", "agent=random", "steps=1000", "seeds=1",
             f"root={root}", "suite.protocol.final_eval_episodes=1", cwd=tmp_path)
     run_cli("results.report", str(root), "--suite", "atari100k", "--compare", "published",
-            "--published", str(published), "--out", str(out), *REPS, cwd=tmp_path)
+            "--out", str(out), *REPS, cwd=tmp_path)
     report = (out / "report.md").read_text()
     per_task_section = report.split("### Per task (raw score")[1]
     header = next(line for line in per_task_section.splitlines() if line.startswith("| task |"))
@@ -51,7 +52,7 @@ def test_verdicts_against_per_run_published_data(tmp_path, published, make_run, 
     runs = iris_runs(published, tmp_path, make_run, atari26,
                      change={"Boxing": lambda s: s + 100, "Breakout": lambda s: 0.0})
     out = tmp_path / "report"
-    assert main([str(runs), "--suite", "atari26", "--compare", "published", "--published", str(published),
+    assert main([str(runs), "--suite", "atari26", "--compare", "published",
                  "--methods", "iris", "--out", str(out), "--no-plots", *REPS]) == 0
     verdicts = pd.read_csv(out / "tables/atari26_reproduction_iris.csv").set_index("task")
     assert verdicts.loc["boxing", "verdict"] == "above" and verdicts.loc["breakout", "verdict"] == "below"
@@ -65,15 +66,51 @@ def test_verdicts_against_per_run_published_data(tmp_path, published, make_run, 
     assert "dreamerv3" not in report  # --methods keeps iris and its published counterpart only
 
 
-def test_verdicts_against_the_paper_table(tmp_path, published, make_run, atari26):
+def test_verdicts_against_the_paper_table(tmp_path, make_run, atari26):
+    """STORM has no per-run data: its printed per-game means (DIAMOND's table) stand in, taken as exact."""
+    printed = reference.table("atari100k_published.csv").query("method == 'storm'")
+    for task, score in zip(printed["task"], printed["score"]):
+        make_run(tmp_path / "runs", atari26(final_score={"rule": "eval_after_training"}), "storm", task, 0,
+                 [{"step": 400000, "episode/score": score, "mode": "eval", "final": True}])
+    out = tmp_path / "report"
+    assert main([str(tmp_path / "runs"), "--suite", "atari26", "--compare", "published", "--out", str(out),
+                 "--no-plots", *REPS]) == 0
+    verdicts = pd.read_csv(out / "tables/atari26_reproduction_storm.csv")
+    assert (verdicts["published_from"] == "paper table").all() and len(verdicts) == 26
+    assert (verdicts["verdict"] == "reproduced").all()
+    assert "no per-run published data of 'storm'" in (out / "report.md").read_text()
+
+
+def test_shipped_data_without_flag_and_a_published_folder_that_replaces_a_file(tmp_path, published, make_run,
+                                                                             atari26):
     runs = iris_runs(published, tmp_path, make_run, atari26)
     out = tmp_path / "report"
-    assert main([str(runs), "--suite", "atari26", "--compare", "published", "--out", str(out), "--no-plots",
-                 *REPS]) == 0
+    assert main([str(runs), "--suite", "atari26", "--compare", "published", "--methods", "iris", "--out", str(out),
+                 "--no-plots", *REPS]) == 0
     verdicts = pd.read_csv(out / "tables/atari26_reproduction_iris.csv")
-    assert (verdicts["published_from"] == "paper table").all() and len(verdicts) == 26
-    assert (verdicts["verdict"] == "reproduced").all()  # the table holds the means of the same runs
-    assert "shipped paper tables" in (out / "report.md").read_text()
+    assert (verdicts["published_from"] == "per-run data").all() and (verdicts["verdict"] == "reproduced").all()
+    # A folder with its own IRIS.json (every score raised far above) replaces the shipped file.
+    mine = tmp_path / "mine" / "atari100k_runs"
+    mine.mkdir(parents=True)
+    doubled = {g: [3 * abs(x) + 1000 for x in v] for g, v in json.loads((published / "atari100k_runs/IRIS.json").read_text()).items()}
+    (mine / "IRIS.json").write_text(json.dumps(doubled))
+    assert main([str(runs), "--suite", "atari26", "--compare", "published", "--published", str(tmp_path / "mine"),
+                 "--methods", "iris", "--out", str(out), "--no-plots", *REPS]) == 0
+    verdicts = pd.read_csv(out / "tables/atari26_reproduction_iris.csv")
+    assert (verdicts["verdict"] == "below").all() and (verdicts["published_runs"] == 5).all()
+
+
+def test_tasks_restrict_the_report_and_aggregates_name_the_subset(tmp_path, published, make_run, atari26):
+    runs = iris_runs(published, tmp_path, make_run, atari26)
+    out = tmp_path / "report"
+    assert main([str(runs), "--suite", "atari26", "--tasks", "Pong", "breakout", "MsPacman", "--out", str(out),
+                 "--no-plots", *REPS]) == 0
+    aggregates = pd.read_csv(out / "tables/atari26_aggregates.csv")
+    assert aggregates["tasks"].tolist() == [3]
+    assert set(pd.read_csv(out / "tables/atari26_per_task.csv")["task"]) == {"pong", "breakout", "ms_pacman"}
+    assert "over the 3 tasks given with --tasks (pong, breakout, ms_pacman)" in (out / "report.md").read_text()
+    with pytest.raises(ValueError, match="loaded tasks: .*pong"):
+        main([str(runs), "--suite", "atari26", "--tasks", "defender", "--out", str(out), "--no-plots", *REPS])
 
 
 def test_errors_name_the_valid_choices(tmp_path, published):
