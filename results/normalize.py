@@ -2,10 +2,12 @@
 
 Scalar normalisers map the mean episode score of a run: `raw` (DMC returns, classic control),
 `atari_human` ((x - random) / (human - random)), `atari_record` (world record instead of human),
-`atari_record_clipped` (min(record-normalised, 1)), `dmlab_capped`, `procgen_minmax`.
+`atari_record_clipped` (min(record-normalised, 1)), `dmlab_capped`, `procgen_minmax`, `classic_minmax`
+((x - random) / (max - random) per classic-control task: 0 is the random policy, 1 the most a return
+can be; reference/classic_scores.csv).
 Episode normalisers reduce the episodes themselves: `crafter` (Crafter score from achievement success
 rates) and `diamond` (1 if an episode found a diamond, so the mean over runs is the diamond rate).
-Reference scores come from results/reference (atari_scores.csv, bounds.csv).
+Reference scores come from results/reference (atari_scores.csv, bounds.csv, classic_scores.csv).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import pandas as pd
 
 from results import reference
 
-SCALAR = ["raw", "atari_human", "atari_record", "atari_record_clipped", "dmlab_capped", "procgen_minmax"]
+SCALAR = ["raw", "atari_human", "atari_record", "atari_record_clipped", "dmlab_capped", "procgen_minmax",
+          "classic_minmax"]
 EPISODE = ["crafter", "diamond"]
 ALIASES = {"human": "atari_human", "hns": "atari_human", "atari_hns": "atari_human",
            "human_normalised": "atari_human", "record": "atari_record", "clipped_record": "atari_record_clipped",
@@ -26,7 +29,7 @@ DIAMOND_RETURN = 11.5
 DIAMOND_MILESTONE = "milestone_diamond"
 LABELS = {"raw": "score", "atari_human": "human-normalised score", "atari_record": "record-normalised score",
           "atari_record_clipped": "clipped record-normalised score", "dmlab_capped": "capped human-normalised score",
-          "procgen_minmax": "min-max normalised score", "crafter": "Crafter score (%)", "diamond": "diamond rate"}
+          "procgen_minmax": "min-max normalised score", "classic_minmax": "random-to-max normalised return", "crafter": "Crafter score (%)", "diamond": "diamond rate"}
 
 
 def canonical(name: str) -> str:
@@ -43,6 +46,9 @@ def _bounds(name: str, tasks: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         table = reference.table("atari_scores.csv").set_index("task")
         high = table["human"] if name == "atari_human" else table["record"]
         low = table["random"]
+    elif name == "classic_minmax":
+        table = reference.table("classic_scores.csv").set_index("task")
+        low, high = table["random"], table["max"]
     else:
         table = reference.table("bounds.csv")
         table = table[table["suite"] == ("dmlab30" if name == "dmlab_capped" else "procgen")].set_index("task")

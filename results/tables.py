@@ -52,7 +52,8 @@ def per_task(table: pd.DataFrame, reps: int, seed: int) -> pd.DataFrame:
 
 
 # Normalisers whose scores have a natural target of 1, the threshold of the optimality gap.
-GAP_NORMALISERS = {"atari_human", "atari_record", "atari_record_clipped", "dmlab_capped", "procgen_minmax", "diamond"}
+GAP_NORMALISERS = {"atari_human", "atari_record", "atari_record_clipped", "dmlab_capped", "procgen_minmax", "diamond",
+                   "classic_minmax"}
 
 
 def aggregates(table: pd.DataFrame, labels: list[str], tasks: list[str], reps: int, seed: int) -> pd.DataFrame:

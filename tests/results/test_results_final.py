@@ -11,7 +11,8 @@ from results import reference
 from results.checks import judge
 from results.final import canonical_rule, final_scores, parse_rule
 from results.load import load
-from results.normalize import canonical, crafter_score
+from results.normalize import canonical, crafter_score, normalise
+from results.report import main
 
 
 def test_crafter_scores_of_the_scoreboard(published):
@@ -153,3 +154,27 @@ def test_a_different_action_repeat_is_flagged_without_recorded_overrides(tmp_pat
     data = load([tmp_path])
     flags = judge(final_scores(data), data.runs, "atari26")["flags"].item()
     assert flags == "action repeat 2, paper 4"
+
+
+def test_classic_minmax_puts_the_random_policy_at_0_and_the_largest_return_at_1():
+    tasks = pd.Series(["CartPole-v1", "Acrobot-v1", "Pendulum-v1"])
+    assert normalise("classic_minmax", tasks, [22.2, -499.1, -1230.7]) == pytest.approx([0, 0, 0])
+    assert normalise("classic_minmax", tasks, [500, 0, 0]) == pytest.approx([1, 1, 1])
+    assert normalise("classic_minmax", tasks, [261.1, -100, -200]) == pytest.approx([0.5, 0.7996, 0.8375], abs=1e-4)
+    assert reference.suite_defaults("classic")["normaliser"] == "classic_minmax"
+
+
+def test_classic_report_aggregates_normalised_returns(tmp_path, make_run):
+    """Runs of the classic suite (as the harness writes them) aggregate min-max normalised returns."""
+    suite = {"name": "classic", "tasks": [], "protocol": {"budget": 100000, "action_repeat": 1,
+             "final_score": {"rule": "eval_after_training"}, "normaliser": "classic_minmax"}}
+    returns = {"CartPole-v1": 500.0, "Acrobot-v1": -499.1, "Pendulum-v1": -615.35}  # 1, 0 and 0.5
+    for task, score in returns.items():
+        for seed in range(2):
+            make_run(tmp_path / "runs", suite, "ppo", task, seed,
+                     [{"step": 100000, "episode/score": score, "mode": "eval", "final": True}])
+    out = tmp_path / "report"
+    assert main([str(tmp_path / "runs"), "--suite", "classic", "--out", str(out), "--no-plots", "--reps", "200"]) == 0
+    aggregates = pd.read_csv(out / "tables/classic_aggregates.csv").set_index("method")
+    assert aggregates.loc["ppo (new)", ["median", "mean"]].tolist() == pytest.approx([0.5, 0.5], abs=1e-3)
+    assert "### Aggregates (classic_minmax scores" in (out / "report.md").read_text()
