@@ -1,13 +1,29 @@
 """DreamerV3's loss, metrics, gradient and first update stay what they were, to float32 rounding.
 
-tests/dreamer/data/v3_reference.json holds the figures that V3's learner computed for a fixed seed and
+tests/dreamer/data/v3_reference.json holds the figures that V3's learner computes for a fixed seed and
 batch under harness/config/agent/dreamerv3.yaml at size 1m (float32, a 2 x 8 batch, horizon 4): the
 loss and its metrics, per gradient leaf the sum and the sum of magnitudes, and after one train step its
-metrics and the sums of the new parameters and of the slow critic. It was written by the V3-only learner
-before the presets' switches were folded into `Learner`; a change that alters V3's numbers fails here.
-After a change that is meant to alter them, regenerate the file (and say why in the commit):
+metrics and the sums of the new parameters and of the slow critic. A change that alters V3's numbers
+fails here. After a change that is meant to alter them, regenerate the file (and say why in the commit):
 
     PYTHONPATH=. python tests/dreamer/test_v3_reference.py --write    # from the repository root
+
+Why the figures hold on every CPU kind. The reward, value and slow-value heads predict 255 twohot bins
+spaced symexp up to +-4.85e8, and their expectation sums probability x bin from both ends so that equal
+probabilities cancel exactly. The first version of this test gave random weights to the central bins
+only and left the 234 outer bins at logit 0, i.e. each with probability about 1/255: their terms
+(+-1e6 and more) cancel only if every outer probability is bitwise equal, and XLA's vectorised exp
+rounds the same input differently at different vector positions. The predicted values then carried
+noise of about 0.1, which a rounding-sized change of the input (3e-7 relative) or another CPU kind
+(loss 21.4816 on an Intel Xeon against 21.4848 stored on an AMD EPYC; discrete 21.2259 against 21.1540)
+turned into different numbers. Now the outer bins get a bias of -30 (probability about 1e-13, as a
+trained critic puts on values far from its predictions), so each head's expectation is well conditioned
+and every figure stays within this test's tolerances under such perturbations (measured: 4 perturbed
+batches per action kind, metrics within 3e-7 relative, every gradient and parameter sum within 1e-5). Samples keep their real randomness: the PRNG is bit-exact across machines,
+and a sample flips only if rounding moves a logit across a tie (none in the measured perturbations).
+The reference was rewritten for this fixture by the same code that still matched the previous
+reference (written by the V3-only learner before the presets were folded into `Learner`) on the AMD
+EPYC development machine, so the chain back to that learner is kept.
 """
 
 from __future__ import annotations
@@ -19,6 +35,7 @@ from typing import Any
 
 import gymnasium as gym
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import yaml
@@ -67,12 +84,14 @@ def compute(kind: str) -> dict[str, Any]:
     learner = Learner(cfg, OBS_SPACE, ACT_SPACES[kind])
     state = learner.init(jax.random.PRNGKey(0))
     # The reward and value output layers and so the slow critic start at zero, which leaves the returns,
-    # advantages and critic targets all zero; give the central bins (values within +-4) random weights.
+    # advantages and critic targets all zero; give the central bins (values within +-4) random weights
+    # and the outer bins a bias of -30, so that the expectations are well conditioned (module docstring).
     outputs = (state["params"]["rew"], state["params"]["val"], state["slow_val"])
     for seed, head in enumerate(outputs, start=2):
         w = head["out"]["w"]
         central = np.abs(np.arange(w.shape[-1]) - w.shape[-1] // 2) <= 10
         head["out"]["w"] = 0.3 * jax.random.normal(jax.random.PRNGKey(seed), w.shape) * central
+        head["out"]["b"] = jnp.where(central, 0.0, -30.0)
     data = jax.device_put(fixed_batch(learner, cfg))
     key = jax.random.PRNGKey(1)
 
