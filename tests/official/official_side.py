@@ -7,7 +7,8 @@ IN (.npz): `param/<official name>` for every parameter (the mapped weights of ou
 for the batch (B x T+1, step 0 is the replay context) and `config` (JSON: size overrides, spaces).
 OUT (.npz): what one official train step computed, captured with jax.debug.callback (test-only):
 tokens, post_logit, prior_logit, loss/<term> (B, T), imag/<ret|rew|con> (B*T, H+1 or H),
-grad/<official name>, and after/<official name> (parameters, slow critic, normaliser after the step).
+grad/<official name>, and after<N>/<official name> (parameters, slow critic, normaliser after
+the first and the last of `steps` train steps on the same batch).
 
 Test-only injection of the random draws, the same on both sides: every sample is the distribution's
 mode (latents: the one-hot argmax with straight-through gradients, `OneHot.pred`; the continuous policy:
@@ -128,13 +129,16 @@ def train(inp: str, out: str) -> None:
     data = {k.removeprefix("batch/"): v for k, v in given.items() if k.startswith("batch/")}
     B = data["is_first"].shape[0]
     data = internal.device_put(data, agent.train_sharded)  # as the official batch stream does
-    data["seed"] = agent._seeds(0, agent.train_mirrored)
-    carry = agent.init_train(B)
-    agent.train(carry, data)
-    jax.effects_barrier()
-    result = {k: v for k, v in CAPTURED.items() if k != "grads"}
-    result.update({f"grad/{k}": np.asarray(v) for k, v in CAPTURED["grads"].items()})
-    result.update({f"after/{k}": np.asarray(v) for k, v in agent.params.items() if not k.startswith("opt/")})
+    result = {}
+    for step in range(1, settings["steps"] + 1):  # the same batch every step
+        agent.train(agent.init_train(B), {**data, "seed": agent._seeds(0, agent.train_mirrored)})
+        jax.effects_barrier()
+        if step == 1:
+            result.update({k: v for k, v in CAPTURED.items() if k != "grads"})
+            result.update({f"grad/{k}": np.asarray(v) for k, v in CAPTURED["grads"].items()})
+        if step in (1, settings["steps"]):
+            result.update({f"after{step}/{k}": np.asarray(v) for k, v in agent.params.items()
+                           if not k.startswith("opt/")})
     np.savez(out, **result)
 
 
