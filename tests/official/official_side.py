@@ -11,8 +11,8 @@ grad/<official name>, and after<N>/<official name> (parameters, slow critic, nor
 the first and the last of `steps` train steps on the same batch).
 
 Test-only injection of the random draws, the same on both sides: every sample is the distribution's
-mode (latents: the one-hot argmax with straight-through gradients, `OneHot.pred`; the continuous policy:
-its mean, `Normal.pred`).
+mode (latents: the one-hot argmax with straight-through gradients, `OneHot.pred`), and every continuous
+action is mean + 0.5 x std (a fixed draw: at the mean itself the actor's gradient for its mean is 0).
 """
 
 import json
@@ -32,6 +32,7 @@ import embodied.jax.outs as outs
 from embodied.jax import internal
 
 CAPTURED: dict[str, np.ndarray] = {}
+POLICY_NOISE = 0.5  # the fixed standard-normal draw of every continuous action (test_equivalence.py)
 
 
 def capture(name, value):
@@ -40,7 +41,7 @@ def capture(name, value):
 
 def patch() -> None:
     outs.OneHot.sample = lambda self, seed, shape=(): self.pred()
-    outs.Normal.sample = lambda self, seed, shape=(): self.pred()
+    outs.Normal.sample = lambda self, seed, shape=(): self.mean + POLICY_NOISE * self.stddev
 
     loss = official_agent.Agent.loss
 
