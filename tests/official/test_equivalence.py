@@ -3,9 +3,9 @@
 The official agent runs in .venv-official (tests/official/official_side.py, in a subprocess); ours here.
 Both get the same parameters (ours, mapped onto the official names by agents/official/mapping.py) and
 the same batch of B x (T + 1) steps (step 0 is the replay context). Random draws are fixed the same way
-on both sides, test-only: every sample is its distribution's mode (latents: one-hot argmax with the
-straight-through gradient; the continuous policy: its mean). Size 1m, float32, DMC cartpole shapes
-(position 3 + velocity 2, one bounded action).
+on both sides, test-only: latent samples are modes (one-hot argmax with the straight-through gradient),
+continuous actions mean + 0.5 x std. Size 1m, float32, DMC cartpole shapes (position 3 + velocity 2,
+one bounded action).
 
 Tolerance: float32, relative 1e-5, plus an absolute 1e-6 x the largest magnitude of the compared array
 for entries that are sums cancelling to near zero (relative error is meaningless there). Looser, 1e-4
