@@ -44,7 +44,7 @@ def _flags(table: pd.DataFrame, paper: dict) -> list[list[str]]:
             if run["action_repeat"] != paper_repeat:
                 flags[i].append(f"action repeat {run['action_repeat']}, paper {paper_repeat}")
     for i in np.flatnonzero(table["score"].isna().to_numpy()):
-        flags[i].append("no episode under the final-score rule")
+        flags[i].append(table["unscored"].iloc[i] or "no episode under the final-score rule")
     return flags
 
 

@@ -116,7 +116,8 @@ def _last_before_window(episodes: pd.DataFrame, rule: dict[str, Any], missing: p
 
 def final_scores(data: Data, rule: dict[str, Any] | None = None, normaliser: str | None = None) -> pd.DataFrame:
     """One row per run: RUN_KEYS, raw (the rule's value), score (normalised), n_episodes, fallback, rule,
-    normaliser (fallback: the window was empty and the last episode before it counts).
+    normaliser, unscored (fallback: the window was empty and the last episode before it counts; unscored:
+    why the episodes cannot give the normaliser's score, e.g. Crafter without achievement counts).
 
     `rule` and `normaliser` override each run's own (its config, or the suite default for published
     data). Published per-run final scores are final already: a curve rule leaves them as they are.
@@ -147,10 +148,11 @@ def final_scores(data: Data, rule: dict[str, Any] | None = None, normaliser: str
         reduced = reduced.merge(fallback[RUN_KEYS].assign(fallback=True), on=RUN_KEYS, how="left")
         reduced["score"] = normalize.normalise(name, reduced["task"], reduced["raw"])
         parts.append(reduced)
-    empty = pd.DataFrame(columns=RUN_KEYS + ["raw", "score", "n_episodes", "fallback"])
+    empty = pd.DataFrame(columns=RUN_KEYS + ["raw", "score", "n_episodes", "fallback", "unscored"])
     scores = pd.concat(parts, ignore_index=True) if parts else empty
     result = runs[RUN_KEYS + ["rule_key", "normaliser"]].merge(scores, on=RUN_KEYS, how="left")
     result["n_episodes"] = pd.to_numeric(result["n_episodes"]).fillna(0).astype(int)
     result["fallback"] = result["fallback"].astype("boolean").fillna(False).astype(bool)
+    result["unscored"] = result["unscored"].fillna("")
     result["rule"] = [describe(json.loads(k)) for k in result["rule_key"]]
     return result.drop(columns="rule_key")

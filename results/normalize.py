@@ -72,6 +72,10 @@ def normalise(name: str, tasks: pd.Series, scores: pd.Series) -> np.ndarray:
     return normalised
 
 
+# Official DreamerV3 Crafter logs have none: its env logs them only with `env.crafter.logs: True`.
+CRAFTER_UNSCORED = "no Crafter score: its episodes have no achievement counts (log/achievement_*)"
+
+
 def achievement_columns() -> list[str]:
     return list(reference.table("crafter_achievements.csv")["stats_key"])
 
@@ -85,20 +89,25 @@ def crafter_score(success_percent: np.ndarray) -> np.ndarray:
 
 
 def reduce_runs(name: str, episodes: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """One value per run (grouped by `keys`) from its selected episodes: column `raw`, plus `n_episodes`."""
+    """One value per run (grouped by `keys`) from its selected episodes: column `raw`, plus `n_episodes` and
+    `unscored` (why `raw` is NaN when the episodes cannot give the score, else "")."""
     name = canonical(name)
     groups = episodes.groupby(keys, sort=False)
     result = groups["score"].agg(n_episodes="size", raw="mean").reset_index()
+    result["unscored"] = ""
     if name == "crafter":
         columns = achievement_columns()
-        missing = [c for c in columns if c not in episodes]
-        if missing:
-            raise ValueError(f"the crafter normaliser needs achievement counts per episode; missing {missing[:3]}...")
-        unlocked = (episodes[columns] >= 1).astype(float)
+        counts = episodes.reindex(columns=columns)
+        # A run is scored only when every one of its episodes has all 22 achievement counts.
+        counted = counts.notna().all(axis=1).groupby([episodes[k] for k in keys], sort=False).all()
+        counted = result.merge(counted.rename("counted").reset_index(), on=keys)["counted"].to_numpy()
+        unlocked = (counts >= 1).astype(float)
         rates = unlocked.groupby([episodes[k] for k in keys], sort=False).mean().reset_index()
-        result = result.merge(rates, on=keys)
-        result["raw"] = crafter_score(100 * result[columns].to_numpy())
-        result = result.drop(columns=columns)
+        rates = result[keys].merge(rates, on=keys, how="left")[columns].to_numpy()
+        returns = result["raw"].to_numpy()
+        result["raw"] = np.where(counted, crafter_score(100 * np.nan_to_num(rates)), np.nan)
+        result.loc[~counted, "unscored"] = [f"{CRAFTER_UNSCORED}; mean return {r:.2f} over {n} episodes"
+                                            for r, n in zip(returns[~counted], result["n_episodes"][~counted])]
     elif name == "diamond":
         if DIAMOND_MILESTONE in episodes and episodes[DIAMOND_MILESTONE].notna().any():
             found = episodes[DIAMOND_MILESTONE].fillna(0) >= 1

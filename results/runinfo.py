@@ -75,11 +75,39 @@ def published_run_info(run: dict[str, Any], entry: dict[str, Any], origin: str) 
     return {**run, "origin": origin, **_published_defaults(run["suite"], entry)}
 
 
+# The official configs.yaml names every run `method: name` until the user sets it.
+OFFICIAL_METHOD_PLACEHOLDER = "name"
+
+
+def _last_step(path: Path) -> tuple[float | None, float | None]:
+    """The last `step` the official logger wrote (metrics.jsonl or scores.jsonl) and the gap between its
+    last two metrics writes (None where there are too few)."""
+    steps = {}
+    for name in ("metrics.jsonl", "scores.jsonl"):
+        file = path / name
+        lines = file.read_text().splitlines() if file.exists() else []
+        values = []
+        for line in lines:
+            try:
+                values.append(float(json.loads(line)["step"]))
+            except (ValueError, KeyError, TypeError):
+                continue  # a torn last line or a line without a step
+        steps[name] = sorted(values)
+    every = steps["metrics.jsonl"] + steps["scores.jsonl"]
+    metrics = steps["metrics.jsonl"]
+    gap = metrics[-1] - metrics[-2] if len(metrics) >= 2 else None
+    return (max(every) if every else None), gap
+
+
 def logdir_info(path: Path, config: dict[str, Any], suite: str | None) -> dict[str, Any]:
-    """An official DreamerV3 log directory: task and seed from its config.yaml when it has one.
+    """An official DreamerV3 log directory: task, seed, method, action repeat and budget from its config.yaml.
 
     DreamerV3 names tasks `<suite>_<task>` (atari100k_pong, dmc_walker_walk, crafter_reward); the step
-    of its scores.jsonl is taken as it is (the published 2024 files made from such logs count frames).
+    of its scores.jsonl is taken as it is (agent steps x the suite's `env.<suite>.repeat`, i.e. frames).
+    `method: name` is the official placeholder and reads as `dreamerv3`. The budget is `run.steps` x repeat.
+    The official loop writes metrics every `run.log_every` seconds and nothing when it ends, so a run
+    counts as done when its last write lies within one writing interval (the gap between its last two
+    metrics writes) of the budget; the step reached is then the budget.
     """
     name = str(config.get("task") or path.name)
     prefix = name.split("_", 1)[0]
@@ -89,10 +117,24 @@ def logdir_info(path: Path, config: dict[str, Any], suite: str | None) -> dict[s
         raise ValueError(f"{path}: cannot tell the suite of DreamerV3 task '{name}'; pass --suite")
     suite = canonical_suite(suite)
     bare = name.split("_", 1)[1] if prefix in ("atari100k", "atari", "dmc") else name
+    method = str(config.get("method") or "dreamerv3")
     run = {
         "suite": suite,
         "task": canonical_task(suite, bare),
-        "method": str(config.get("method") or "dreamerv3"),
+        "method": "dreamerv3" if method == OFFICIAL_METHOD_PLACEHOLDER else method,
         "seed": int(config.get("seed", 0)),
     }
-    return published_run_info(run, {}, str(path))
+    info = published_run_info(run, {}, str(path))
+    repeat = ((config.get("env") or {}).get(prefix) or {}).get("repeat")
+    steps = (config.get("run") or {}).get("steps")
+    if repeat is None and "env" in config:
+        repeat = 1  # suites without a repeat setting (crafter, minecraft, procgen) step the env once
+    if repeat is not None:
+        info["action_repeat"] = int(repeat)
+    if steps is not None and repeat is not None:
+        budget = int(float(steps)) * int(repeat)
+        last, gap = _last_step(path)
+        done = last is not None and last + (gap or 0) >= budget
+        info.update(budget_frames=budget, state="done" if done else "unfinished",
+                    step=budget if done else last)
+    return info

@@ -1,0 +1,275 @@
+"""Our DreamerV3 against the official code (dreamer 3.3.1) on identical weights, batch and draws.
+
+The official agent runs in .venv-official (tests/official/official_side.py, in a subprocess); ours here.
+Both get the same parameters (ours, mapped onto the official names by agents/official/mapping.py) and
+the same batch of B x (T + 1) steps (step 0 is the replay context). Random draws are fixed the same way
+on both sides, test-only: latent samples are modes (one-hot argmax with the straight-through gradient),
+continuous actions mean + 0.5 x std. Size 1m, float32, DMC cartpole shapes (position 3 + velocity 2,
+one bounded action).
+
+Tolerance: float32, relative 1e-5, plus an absolute 1e-6 x the largest magnitude of the compared array
+for entries that are sums cancelling to near zero (relative error is meaningless there). Looser, 1e-4
+and 1e-5 x the largest magnitude (`LOOSE`): what descends from twohot means (lambda-returns, the policy
+loss, gradients and the parameters they move): a mean sum_i p_i b_i over bins up to +-4.85e8 cancels to values near 1e-3, and the two
+codes sum in different orders (ours left and right halves, the official a mirrored pairwise sum that XLA
+reorders), so its float32 rounding is about 1e-7 absolute; measured worst: returns 4e-8 absolute on
+entries near 1e-4, policy loss 1.8e-5 relative, a gradient entry 1.7e-7 absolute (7.8e-5 relative), a
+bias after ten steps 1.8e-11 absolute (1.8e-5 relative; zero-initialised, so it is all update).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import gymnasium as gym
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import yaml
+
+from agents.dreamer import codecs, config as dreamer_config, dists, policies
+from agents.dreamer.learner import Learner
+from agents.dreamer.rssm import CategoricalLatent
+from agents.official import mapping
+
+pytestmark = pytest.mark.official
+REPO = Path(__file__).resolve().parents[2]
+SIDE = Path(__file__).with_name("official_side.py")
+B, T = 2, 8
+POLICY_NOISE = 0.5  # the fixed standard-normal draw of every continuous action
+STEPS = 10  # the parameters are compared after the first and the tenth warm-up step
+OBS = {"position": 3, "velocity": 2}
+RTOL = 1e-5
+
+
+LOOSE = (1e-4, 1e-5)
+
+
+def close(ours, official, what: str, tolerance: tuple[float, float] = (RTOL, 1e-6)) -> None:
+    rtol, scaled_atol = tolerance
+    ours, official = np.asarray(ours, np.float64), np.asarray(official, np.float64)
+    assert ours.shape == official.shape, f"{what}: shapes {ours.shape} vs {official.shape}"
+    atol = scaled_atol * max(np.abs(official).max(), 1e-30)
+    np.testing.assert_allclose(ours, official, rtol=rtol, atol=atol, err_msg=what)
+
+
+def our_learner() -> Learner:
+    cfg = yaml.safe_load((REPO / "harness" / "config" / "agent" / "dreamerv3.yaml").read_text())
+    cfg.update(size="1m", compute_dtype="float32")
+    obs = gym.spaces.Dict({k: gym.spaces.Box(-np.inf, np.inf, (n,), np.float32) for k, n in OBS.items()})
+    return Learner(dreamer_config.resolve(cfg), obs, gym.spaces.Box(-1.0, 1.0, (1,), np.float32))
+
+
+def settings(tmp: Path) -> dict:
+    obs = {k: ["float32", [n]] for k, n in OBS.items()}
+    obs.update(reward=["float32", []], is_first=["bool", []], is_last=["bool", []], is_terminal=["bool", []])
+    return {"configs": ["size1m", "cpu"], "flags": {"batch_size": B, "batch_length": T}, "steps": STEPS,
+            "obs": obs, "act": {"action": ["float32", [1], -1.0, 1.0]}, "logdir": str(tmp / "logdir")}
+
+
+def batch(learner: Learner) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    deter, stoch = learner.cfg["rssm"]["deter"], learner.rssm.latent.flat_dim
+    classes = learner.cfg["rssm"]["classes"]
+    data = {k: rng.normal(size=(B, T + 1, n)).astype(np.float32) for k, n in OBS.items()}
+    data.update(reward=rng.normal(size=(B, T + 1)).astype(np.float32),
+                action=rng.uniform(-1, 1, (B, T + 1, 1)).astype(np.float32),
+                is_first=np.zeros((B, T + 1), bool), is_last=np.zeros((B, T + 1), bool),
+                is_terminal=np.zeros((B, T + 1), bool))
+    data["is_terminal"][0, 4] = data["is_last"][0, 4] = data["is_first"][0, 5] = True
+    data["deter"] = (0.1 * rng.normal(size=(B, deter))).astype(np.float32)
+    data["stoch"] = np.eye(classes, dtype=np.float32)[rng.integers(0, classes, (B, stoch // classes))].reshape(B, -1)
+    return data
+
+
+def official_batch(data: dict, learner: Learner) -> dict[str, np.ndarray]:
+    """The same batch as the official replay gives it: context latents as dyn/* entries of every step."""
+    classes = learner.cfg["rssm"]["classes"]
+    out = {k: v for k, v in data.items() if k not in ("deter", "stoch")}
+    out["dyn/deter"] = np.repeat(data["deter"][:, None], T + 1, 1)
+    out["dyn/stoch"] = np.repeat(data["stoch"].reshape(B, 1, -1, classes), T + 1, 1)
+    out["consec"] = np.zeros((B, T + 1), np.int32)
+    out["stepid"] = np.zeros((B, T + 1, 20), np.uint8)
+    return out
+
+
+def run_official(python: Path, tmp: Path, params: dict, data: dict) -> dict[str, np.ndarray]:
+    given = {f"param/{k}": v for k, v in params.items()}
+    given.update({f"batch/{k}": v for k, v in data.items()})
+    np.savez(tmp / "in.npz", settings=np.array(json.dumps(settings(tmp))), **given)
+    done = subprocess.run([str(python), str(SIDE), "train", str(tmp / "in.npz"), str(tmp / "out.npz")],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return dict(np.load(tmp / "out.npz"))
+
+
+def official_shapes(python: Path, tmp: Path) -> dict:
+    (tmp / "settings.json").write_text(json.dumps(settings(tmp)))
+    done = subprocess.run([str(python), str(SIDE), "shapes", str(tmp / "settings.json"), str(tmp / "shapes.json")],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return json.loads((tmp / "shapes.json").read_text())
+
+
+def mode_sampling(monkeypatch, learner: Learner) -> None:
+    """Test-only, as official_side.py on the official side: latent samples are modes, continuous actions
+    mean + 0.5 x std (at the mean the log-likelihood's gradient for the mean is 0, and its rounding,
+    scaled to a full step by the RMS normaliser, would steer the actor)."""
+    def latent_mode(self, key, stats):
+        probs = jnp.exp(stats)
+        onehot = jax.nn.one_hot(jnp.argmax(stats, -1), stats.shape[-1], dtype=jnp.float32)
+        sample = onehot + probs - jax.lax.stop_gradient(probs)
+        return sample.reshape(*sample.shape[:-2], self.flat_dim)
+    monkeypatch.setattr(CategoricalLatent, "sample", latent_mode)
+    def fixed_draw(self, key, out):
+        mean, std = dists.bounded_normal(out, self.minstd, self.maxstd)
+        return mean + POLICY_NOISE * std
+    monkeypatch.setattr(type(learner.policy), "sample", fixed_draw)
+
+
+def our_side(learner: Learner, state: dict, data: dict) -> dict:
+    """What our learner computes on the batch: the same quantities official_side.py captures."""
+    params, key = state["params"], jax.random.PRNGKey(0)
+    jdata = jax.tree.map(jnp.asarray, data)
+    obs = {k: jdata[k][:, 1:] for k in OBS}
+    tokens = codecs.encode(params["enc"], obs, learner.spec, jnp.float32)
+    carry = {"deter": jdata["deter"], "stoch": jdata["stoch"]}
+    _, states, post = learner.rssm.observe(params["dyn"], carry, tokens, jdata["action"][:, :-1],
+                                           jdata["is_first"][:, 1:], key)
+    prior = learner.rssm.prior(params["dyn"], states["deter"])
+    _, retnorm, ret, _ = learner._imagine(params, state["slow_val"], state["retnorm"], states, key)
+    grad_fn = jax.value_and_grad(learner._loss, has_aux=True)
+    (total, (metrics, _, _)), grads = grad_fn(params, state["slow_val"], state["retnorm"], jdata, key)
+    after = {0: jax.tree.map(jnp.copy, state)}
+    for step in range(1, STEPS + 1):  # the same batch every step, as on the official side
+        after[step], _, _ = learner.train_step(jax.tree.map(jnp.copy, after[step - 1]), jdata, key)
+    after = {1: after[1], STEPS: after[STEPS]}
+    return dict(tokens=tokens, deter=states["deter"], post=post, prior=prior, ret=ret, retnorm=retnorm,
+                total=total, metrics=metrics, grads=grads, after=after)
+
+
+def informative(state: dict) -> dict:
+    """The initial state with the zero-initialised twohot output layers (reward, value, slow value) set
+    to small random weights and a bias peaked at the centre bin, the same on both sides.
+
+    At zero init every prediction is the mean of the bins under uniform probabilities, which both codes
+    mean to be exactly 0 (a symmetric sum over bins up to +-4.85e8); the official jitted sum is not
+    (XLA reorders it: -0.1645 on CPU), so at init the comparison would measure that rounding. Peaked
+    logits keep the far bins' probabilities below float32 resolution and every loss term informative.
+    """
+    rng = np.random.default_rng(1)
+    peak = -0.3 * np.abs(np.arange(255) - 127).astype(np.float32)
+    def head(p):
+        out = {"w": (0.01 * rng.normal(size=p["out"]["w"].shape)).astype(np.float32), "b": peak}
+        return {**p, "out": jax.tree.map(jnp.asarray, out)}
+    params = {**state["params"], "rew": head(state["params"]["rew"]), "val": head(state["params"]["val"])}
+    return {**state, "params": params, "slow_val": head(state["slow_val"])}
+
+
+@pytest.fixture(scope="module")
+def compared(official_python, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("official")
+    learner = our_learner()
+    state = informative(learner.init(jax.random.PRNGKey(0)))
+    official = mapping.to_official(state["params"], state["slow_val"], official_shapes(official_python, tmp))
+    data = batch(learner)
+    outputs = run_official(official_python, tmp, official, official_batch(data, learner))
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        mode_sampling(monkeypatch, learner)
+        ours = our_side(learner, state, data)
+    return learner, state, ours, outputs
+
+
+def test_encoder_outputs(compared):
+    _, _, ours, official = compared
+    close(ours["tokens"], official["tokens"], "encoder tokens")
+
+
+def test_posterior_and_prior_along_the_sequence(compared):
+    _, _, ours, official = compared
+    close(ours["deter"], official["deter"], "deter")
+    unimix = lambda logit: dists.unimix_logits(jnp.asarray(logit), 0.01)  # noqa: E731  ours keep log-probs
+    close(ours["post"], unimix(official["post_logit"]), "posterior log-probabilities")
+    close(ours["prior"], unimix(official["prior_logit"]), "prior log-probabilities")
+
+
+OUR_LOSS_NAMES = {"rec_position": "position", "rec_velocity": "velocity"}
+
+
+@pytest.mark.parametrize("term", ["rec_position", "rec_velocity", "rew", "con", "dyn", "rep", "policy",
+                                  "value", "repval"])
+def test_loss_terms(compared, term):
+    _, _, ours, official = compared
+    tolerance = LOOSE if term == "policy" else (RTOL, 1e-6)
+    close(ours["metrics"][f"loss/{term}"], official[f"loss/{OUR_LOSS_NAMES.get(term, term)}"].mean(), term, tolerance)
+
+
+def test_total_loss(compared):
+    _, _, ours, official = compared
+    close(ours["total"], official["loss_total"], "total loss")
+
+
+def test_lambda_returns_of_the_imagined_trajectories(compared):
+    _, _, ours, official = compared
+    close(ours["ret"], official["imag/ret"], "lambda-returns", LOOSE)
+
+
+def test_return_normaliser_state_after_the_step(compared):
+    _, _, ours, official = compared
+    close(ours["retnorm"]["lo"], official["after1/retnorm/lo/value"], "5th percentile EMA")
+    close(ours["retnorm"]["hi"], official["after1/retnorm/hi/value"], "95th percentile EMA")
+
+
+def test_gradient_of_every_parameter(compared):
+    _, state, ours, official = compared
+    grads = {k.removeprefix("grad/"): v for k, v in official.items() if k.startswith("grad/")}
+    grads.update({k.replace("val/", "slowval/", 1): np.zeros_like(v) for k, v in grads.items() if k.startswith("val/")})
+    theirs, _ = mapping.to_ours(grads, state["params"], state["slow_val"])
+    for (path, a), b in zip(jax.tree_util.tree_flatten_with_path(ours["grads"])[0], jax.tree.leaves(theirs)):
+        close(a, b, f"gradient {jax.tree_util.keystr(path)}", LOOSE)
+
+
+UPDATES = (1e-3, 1e-5)
+NEAR_ZERO_GRAD = 1e-3  # a gradient element this far below its tensor's largest is rounding-dominated
+
+
+@pytest.mark.parametrize("step", [1, STEPS])
+def test_parameters_and_slow_critic_after_warmup_steps(compared, step):
+    """Step 1 moves only the slow critic (the warm-up's learning rate is 0 at the first update); by
+    step 10 every parameter has moved through AGC, the RMS scaling and momentum.
+
+    Compared: the change from the initial parameters, at `UPDATES` (relative 1e-3; absolute: two ulps
+    of the tensor's largest parameter per step, as each step's update and slow-critic EMA round). The RMS scaling
+    divides each gradient element by its own running RMS, so an element's update carries the relative
+    rounding error of its gradient, which is about 1e-7 x the largest gradient of the tensor divided by
+    its own size: 1e-4 to 1e-3 for elements a thousand times smaller than the largest (worst measured:
+    2.5e-4, one gate bias of 1536). An element whose first gradient is below 1e-3 of its tensor's largest
+    is dominated by rounding and, normalised to a full-size step, may go its own way over ten steps (one
+    posterior weight of 36,864: -5.6e-7 vs -1.5e-7); such elements may differ, at most 0.1% of a tensor."""
+    _, state, ours, official = compared
+    after = {k.removeprefix(f"after{step}/"): v for k, v in official.items() if k.startswith(f"after{step}/")}
+    params, slow = mapping.to_ours(after, state["params"], state["slow_val"])
+    mine = ours["after"][step]
+    zero_grads = jax.tree.map(jnp.zeros_like, state["slow_val"])
+    for name, a_tree, b_tree, start, grads in (
+            ("params", mine["params"], params, state["params"], ours["grads"]),
+            ("slow", mine["slow_val"], slow, state["slow_val"], zero_grads)):
+        leaves = zip(jax.tree_util.tree_flatten_with_path(a_tree)[0], jax.tree.leaves(b_tree),
+                     jax.tree.leaves(start), jax.tree.leaves(grads))
+        for (path, a), b, s, g in leaves:
+            moved_ours, moved_official = np.asarray(a) - np.asarray(s), np.asarray(b) - np.asarray(s)
+            # A float32 parameter moves in steps of its ulp (1.2e-7 relative): two per step are rounding.
+            atol = max(UPDATES[1] * np.abs(moved_official).max(), 2.4e-7 * step * np.abs(np.asarray(s)).max())
+            apart = np.abs(moved_ours - moved_official) > atol + UPDATES[0] * np.abs(moved_official)
+            g = np.abs(np.asarray(g))
+            rounding = g < NEAR_ZERO_GRAD * g.max() if g.max() > 0 else np.ones_like(apart)
+            where = f"{name} {jax.tree_util.keystr(path)} by step {step}"
+            assert not (apart & ~rounding).any(), f"{where}: {np.argwhere(apart & ~rounding)[:5].tolist()} differ"
+            assert apart.mean() <= 0.001, f"{where}: {apart.sum()} of {apart.size} elements differ"
+    if step == STEPS:
+        moved = [not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(mine["params"]),
+                                                           jax.tree.leaves(state["params"]))]
+        assert all(moved), "every parameter moves by the tenth step"
