@@ -1,0 +1,106 @@
+"""Scaling plots of a sweep: final score against a swept numeric setting, like DreamerV3's model-size
+and replay-ratio figures.
+
+A run directory of a grid records its variant in config.yaml (`variant: {name, label, settings}`,
+harness/sweep.py). For each numeric setting that takes two or more values among one agent's
+variants, `scaling_plots` draws `<suite>_scaling_<key>`: the aggregate (IQM over tasks, 95%
+stratified bootstrap CI) in the first panel, then the mean final score of each task with its CI;
+one line per combination of the other settings.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from results import plots, stats, tables
+
+
+def variant_settings(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per method of this project's runs that is a variant: method, agent, settings (dict)."""
+    rows = {}
+    for run in runs[runs["source"] == "new"].itertuples():
+        if run.method in rows:
+            continue
+        config_path = Path(run.origin) / "config.yaml"
+        config = yaml.safe_load(config_path.read_text()) if config_path.exists() else {}
+        settings = (config.get("variant") or {}).get("settings")
+        if settings:
+            rows[run.method] = {"method": run.method, "agent": config["agent"]["name"], "settings": settings}
+    return pd.DataFrame(list(rows.values()), columns=["method", "agent", "settings"])
+
+
+def _numeric(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def swept_keys(variants: pd.DataFrame) -> list[str]:
+    """Numeric settings with two or more values among one agent's variants."""
+    found = set()
+    for _, group in variants.groupby("agent"):
+        for key in {k for s in group["settings"] for k in s}:
+            values = [s[key] for s in group["settings"] if key in s]
+            if all(_numeric(v) for v in values) and len(set(values)) >= 2:
+                found.add(key)
+    return sorted(found)
+
+
+def _lines(variants: pd.DataFrame, key: str) -> dict[str, list[tuple[float, str]]]:
+    """Line name (agent and the other settings) -> [(x, method)] sorted by x."""
+    lines: dict[str, list[tuple[float, str]]] = {}
+    for row in variants.itertuples():
+        if not _numeric(row.settings.get(key)):
+            continue
+        others = ", ".join(f"{k.removeprefix('agent.')}={v}" for k, v in sorted(row.settings.items()) if k != key)
+        lines.setdefault(row.agent + (f" [{others}]" if others else ""), []).append((float(row.settings[key]), row.method))
+    return {name: sorted(points) for name, points in lines.items()}
+
+
+def scaling_plots(table: pd.DataFrame, runs: pd.DataFrame, suite: str, folder: Path, reps: int, seed: int,
+                  score_label: str) -> list[Path]:
+    """One figure per swept numeric key; `table` is the judged final-score table (checks.judge)."""
+    variants = variant_settings(runs)
+    if variants.empty:
+        return []
+    usable = table[~table["excluded"] & (table["source"] == "new")]
+    figures = []
+    for key in swept_keys(variants):
+        lines = _lines(variants, key)
+        methods = [m for points in lines.values() for _, m in points]
+        tasks = sorted(usable.loc[usable["method"].isin(methods), "task"].unique())
+        if not tasks:
+            continue
+        fig, axes = plots.plt.subplots(1, len(tasks) + 1, figsize=(3.6 * (len(tasks) + 1), 3.4), squeeze=False)
+        colors = plots.palette(list(lines))
+        for name, points in lines.items():
+            aggregate, per_task = [], {t: [] for t in tasks}
+            for x, method in points:
+                own = usable[usable["method"] == method]
+                if set(own["task"]) == set(tasks):  # the aggregate needs every task
+                    aggregate.append((x, *stats.interval_estimates(tables.matrix(own, "score", tasks), ["iqm"],
+                                                                   reps, seed)["iqm"]))
+                for task in tasks:
+                    values = own.loc[own["task"] == task, "score"].to_numpy(dtype=float)
+                    if len(values):
+                        per_task[task].append((x, *stats.mean_interval(values, reps, seed)))
+            for ax, series in zip(axes[0], [aggregate] + [per_task[t] for t in tasks]):
+                if series:
+                    x, point, lower, upper = map(np.array, zip(*series))
+                    ax.errorbar(x, point, yerr=[point - lower, upper - point], color=colors[name], marker="o",
+                                capsize=3, lw=2, label=name)
+        values = sorted({x for points in lines.values() for x, _ in points})
+        for ax, title in zip(axes[0], ["aggregate (IQM)"] + tasks):
+            if values[0] > 0 and values[-1] / values[0] >= 8:  # sizes and ratios span orders of magnitude
+                ax.set_xscale("log")
+            ax.set_xticks(values, [f"{v:g}" for v in values])
+            ax.set_title(title, fontsize=10)
+            ax.set_xlabel(key.removeprefix("agent."))
+            ax.grid(alpha=0.3)
+        axes[0][0].set_ylabel(f"final {score_label} (95% CI)")
+        axes[0][0].legend(fontsize=7)
+        figures += plots.save(fig, folder, f"{suite}_scaling_{key.removeprefix('agent.')}")
+    return figures
