@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import OverrideParseException
+from hydra.errors import HydraException
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from harness.plan import ConfigError
@@ -46,7 +46,7 @@ def _values(arg: str, parser: OverridesParser) -> tuple[str, list[str]]:
         return key, [value]
     try:
         override = parser.parse_override(arg)
-    except OverrideParseException as error:
+    except HydraException as error:  # OverrideParseException and grammar errors
         raise ConfigError(f"cannot parse '{arg}': {str(error).splitlines()[0]}") from None
     if not override.is_sweep_override():
         return key, [value]

@@ -134,11 +134,13 @@ def _plots(report: SuiteReport, data: Data, aggregate_labels: list[str], folder:
             candidates = [(x, y) for i, x in enumerate(by_iqm) for y in by_iqm[i + 1:] if _agent(x) == _agent(y)
                           and not _is_published(table, x) and not _is_published(table, y)]
             name += "_variants"
-        pairs = {f"{x},{y}": stats.probability_of_improvement(matrices[x], matrices[y], reps, options.seed)
+        # rliable splits a pair's key at its comma: a variant's label says 'size=12m; train_ratio=512' there
+        key = {label: label.replace(",", ";") for label in matrices}
+        pairs = {f"{key[x]},{key[y]}": stats.probability_of_improvement(matrices[x], matrices[y], reps, options.seed)
                  for x, y in candidates if matrices[x].shape[1] == matrices[y].shape[1]}
         pairs = dict(list(pairs.items())[:MAX_PAIRS])
         if pairs:
-            report.figures += plots.improvement(pairs, colors, folder, name)
+            report.figures += plots.improvement(pairs, {key[l]: c for l, c in colors.items() if l in key}, folder, name)
         elif options.improvement == "variants":
             report.warnings.append("--improvement variants: no two variants of one agent have aggregates")
     report.figures += scaling.scaling_plots(table, data.runs, suite, folder, min(options.reps, SMALL_REPS),

@@ -19,6 +19,8 @@ import yaml
 
 from results import plots, stats, tables
 
+AGGREGATE = "aggregate (IQM)"
+
 
 def variant_settings(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per method of this project's runs that is a variant: method, agent, settings (dict)."""
@@ -76,31 +78,42 @@ def scaling_plots(table: pd.DataFrame, runs: pd.DataFrame, suite: str, folder: P
             continue
         fig, axes = plots.plt.subplots(1, len(tasks) + 1, figsize=(3.6 * (len(tasks) + 1), 3.4), squeeze=False)
         colors = plots.palette(list(lines))
-        for name, points in lines.items():
-            aggregate, per_task = [], {t: [] for t in tasks}
-            for x, method in points:
-                own = usable[usable["method"] == method]
-                if set(own["task"]) == set(tasks):  # the aggregate needs every task
-                    aggregate.append((x, *stats.interval_estimates(tables.matrix(own, "score", tasks), ["iqm"],
-                                                                   reps, seed)["iqm"]))
-                for task in tasks:
-                    values = own.loc[own["task"] == task, "score"].to_numpy(dtype=float)
-                    if len(values):
-                        per_task[task].append((x, *stats.mean_interval(values, reps, seed)))
-            for ax, series in zip(axes[0], [aggregate] + [per_task[t] for t in tasks]):
-                if series:
-                    x, point, lower, upper = map(np.array, zip(*series))
-                    ax.errorbar(x, point, yerr=[point - lower, upper - point], color=colors[name], marker="o",
-                                capsize=3, lw=2, label=name)
+        points = _points(usable, lines, tasks, reps, seed)
+        for (name, panel), series in points.groupby(["line", "panel"], sort=False):
+            ax = axes[0][0 if panel == AGGREGATE else tasks.index(panel) + 1]
+            point, lower, upper = (series[c].to_numpy() for c in ("point", "lower", "upper"))
+            ax.errorbar(series["x"], point, yerr=[point - lower, upper - point], color=colors[name], marker="o",
+                        capsize=3, lw=2, label=name)
         values = sorted({x for points in lines.values() for x, _ in points})
-        for ax, title in zip(axes[0], ["aggregate (IQM)"] + tasks):
+        for ax, title in zip(axes[0], [AGGREGATE] + tasks):
             if values[0] > 0 and values[-1] / values[0] >= 8:  # sizes and ratios span orders of magnitude
                 ax.set_xscale("log")
             ax.set_xticks(values, [f"{v:g}" for v in values])
+            ax.minorticks_off()  # a log axis would label its minor ticks over the values
             ax.set_title(title, fontsize=10)
             ax.set_xlabel(key.removeprefix("agent."))
             ax.grid(alpha=0.3)
         axes[0][0].set_ylabel(f"final {score_label} (95% CI)")
         axes[0][0].legend(fontsize=7)
-        figures += plots.save(fig, folder, f"{suite}_scaling_{key.removeprefix('agent.')}")
+        name = f"{suite}_scaling_{key.removeprefix('agent.')}"
+        figures += plots.save(fig, folder, name)
+        points.rename(columns={"x": key}).to_csv(folder / f"{name}.csv", index=False)  # the plotted numbers
     return figures
+
+
+def _points(usable: pd.DataFrame, lines: dict[str, list[tuple[float, str]]], tasks: list[str], reps: int,
+            seed: int) -> pd.DataFrame:
+    """Per line, panel (the aggregate or a task) and x: point, lower, upper (95% bootstrap CI) and runs."""
+    rows = []
+    for name, line in lines.items():
+        for x, method in line:
+            own = usable[usable["method"] == method]
+            if set(own["task"]) == set(tasks):  # the aggregate needs every task
+                scores = tables.matrix(own, "score", tasks)
+                iqm = stats.interval_estimates(scores, ["iqm"], reps, seed)["iqm"]
+                rows.append((name, method, AGGREGATE, x, *iqm, len(scores)))
+            for task in tasks:
+                values = own.loc[own["task"] == task, "score"].to_numpy(dtype=float)
+                if len(values):
+                    rows.append((name, method, task, x, *stats.mean_interval(values, reps, seed), len(values)))
+    return pd.DataFrame(rows, columns=["line", "method", "panel", "x", "point", "lower", "upper", "runs"])
