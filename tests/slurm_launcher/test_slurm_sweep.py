@@ -24,7 +24,7 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 def array_specs(root: Path) -> list[str]:
     """The --array lines of the sbatch scripts submitit wrote, in submission order."""
-    scripts = sorted((root / "runs/.slurm").rglob("*submission*.sh"), key=lambda p: p.stat().st_mtime)
+    scripts = sorted((root / "runs/.slurm").glob("*/*_submission.sh"), key=lambda p: p.stat().st_mtime)
     return [m for s in scripts for m in re.findall(r"#SBATCH --array=(\S+)", s.read_text())]
 
 
