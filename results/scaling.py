@@ -3,13 +3,14 @@ and replay-ratio figures.
 
 A run directory of a grid records its variant in config.yaml (`variant: {name, label, settings}`,
 harness/sweep.py). For each numeric setting that takes two or more values among one agent's
-variants, `scaling_plots` draws `<suite>_scaling_<key>`: the aggregate (IQM over tasks, 95%
+variants (model sizes such as `12m` count as numbers), `scaling_plots` draws `<suite>_scaling_<key>`: the aggregate (IQM over tasks, 95%
 stratified bootstrap CI) in the first panel, then the mean final score of each task with its CI;
 one line per combination of the other settings.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +37,15 @@ def variant_settings(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(list(rows.values()), columns=["method", "agent", "settings"])
 
 
-def _numeric(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+SUFFIXES = {"k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9}  # model sizes such as DreamerV3's '12m'
+
+
+def number(value: Any) -> float | None:
+    """A setting's value on a numeric axis (`12m` -> 12e6), or None for text and booleans."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([kmbg])", str(value).lower())
+    return float(match[1]) * SUFFIXES[match[2]] if match else None
 
 
 def swept_keys(variants: pd.DataFrame) -> list[str]:
@@ -46,7 +54,7 @@ def swept_keys(variants: pd.DataFrame) -> list[str]:
     for _, group in variants.groupby("agent"):
         for key in {k for s in group["settings"] for k in s}:
             values = [s[key] for s in group["settings"] if key in s]
-            if all(_numeric(v) for v in values) and len(set(values)) >= 2:
+            if all(number(v) is not None for v in values) and len(set(values)) >= 2:
                 found.add(key)
     return sorted(found)
 
@@ -55,10 +63,10 @@ def _lines(variants: pd.DataFrame, key: str) -> dict[str, list[tuple[float, str]
     """Line name (agent and the other settings) -> [(x, method)] sorted by x."""
     lines: dict[str, list[tuple[float, str]]] = {}
     for row in variants.itertuples():
-        if not _numeric(row.settings.get(key)):
+        if number(row.settings.get(key)) is None:
             continue
         others = ", ".join(f"{k.removeprefix('agent.')}={v}" for k, v in sorted(row.settings.items()) if k != key)
-        lines.setdefault(row.agent + (f" [{others}]" if others else ""), []).append((float(row.settings[key]), row.method))
+        lines.setdefault(row.agent + (f" [{others}]" if others else ""), []).append((number(row.settings[key]), row.method))
     return {name: sorted(points) for name, points in lines.items()}
 
 
@@ -84,11 +92,12 @@ def scaling_plots(table: pd.DataFrame, runs: pd.DataFrame, suite: str, folder: P
             point, lower, upper = (series[c].to_numpy() for c in ("point", "lower", "upper"))
             ax.errorbar(series["x"], point, yerr=[point - lower, upper - point], color=colors[name], marker="o",
                         capsize=3, lw=2, label=name)
+        shown = {number(s[key]): str(s[key]) for s in variants["settings"] if key in s}  # '12m' stays '12m'
         values = sorted({x for points in lines.values() for x, _ in points})
         for ax, title in zip(axes[0], [AGGREGATE] + tasks):
             if values[0] > 0 and values[-1] / values[0] >= 8:  # sizes and ratios span orders of magnitude
                 ax.set_xscale("log")
-            ax.set_xticks(values, [f"{v:g}" for v in values])
+            ax.set_xticks(values, [shown[v] for v in values])
             ax.minorticks_off()  # a log axis would label its minor ticks over the values
             ax.set_title(title, fontsize=10)
             ax.set_xlabel(key.removeprefix("agent."))

@@ -58,9 +58,11 @@ def test_variants_are_methods_with_a_scaling_plot(sweep, tmp_path):
     assert (cartpole["lower"] <= cartpole["point"]).all() and (cartpole["point"] <= cartpole["upper"]).all()
     aggregate = points[points["panel"] == "aggregate (IQM)"]
     assert len(aggregate) == 4 and (aggregate["runs"] == 2).all()
-    assert "agent.size" not in set(points.columns)  # a string setting makes lines, not an axis
-    assert not (out / "plots/classic_scaling_size.png").exists()
-    for name in ("scaling_train_ratio", "improvement_variants", "curves"):
+    sizes = pd.read_csv(out / "plots/classic_scaling_size.csv")  # '1m' and '12m' are an axis too
+    assert set(sizes["line"]) == {"dreamerv3 [train_ratio=32]", "dreamerv3 [train_ratio=512]"}
+    pendulum = sizes[(sizes["line"] == "dreamerv3 [train_ratio=32]") & (sizes["panel"] == "Pendulum-v1")]
+    assert list(pendulum["agent.size"]) == [1e6, 12e6] and list(pendulum["point"]) == pytest.approx([-895, -845])
+    for name in ("scaling_train_ratio", "scaling_size", "improvement_variants", "curves"):
         assert (out / f"plots/classic_{name}.png").stat().st_size > 10_000, name
     report = (out / "report.md").read_text()
     assert "![classic_scaling_train_ratio](plots/classic_scaling_train_ratio.png)" in report
