@@ -61,7 +61,7 @@ def expand(args: list[str]) -> list[Point]:
     """One Point per combination of the listed values, in command-line order (the last key fastest)."""
     parser = OverridesParser.create()
     keys, lists = zip(*[_values(a, parser) for a in args]) if args else ((), ())
-    varying = tuple(sorted(k for k, values in zip(keys, lists) if len(values) > 1 and is_setting(k)))
+    varying = tuple(sorted(k.lstrip("+") for k, values in zip(keys, lists) if len(values) > 1 and is_setting(k)))
     return [Point(tuple(f"{k}={v}" for k, v in zip(keys, combo)), varying) for combo in itertools.product(*lists)]
 
 
@@ -84,7 +84,8 @@ def short_key(key: str) -> str:
 
 
 def variant(cfg: DictConfig, point: Point) -> dict[str, Any] | None:
-    """{'name': directory name, 'settings': {key: value}} of a point, or None for the plain layout."""
+    """{'name': directory name, 'label': name in reports, 'settings': {key: value}} of a point, or None
+    for the plain layout."""
     settings = {}
     for key in point.varying:
         value = OmegaConf.select(cfg, key)
