@@ -123,7 +123,7 @@ class LocalLauncher:
     @staticmethod
     def report(spec: RunSpec, code: int, seconds: float, progress: Progress) -> str:
         state = STATE_OF_EXIT.get(code, "failed")
-        name = f"{spec.suite}/{spec.agent}/{spec.task}/seed{spec.seed}"
+        name = spec.name
         if state == "failed":
             status = RunDir(spec.run_dir).read_status()
             error = status.get("error") or f"worker exited with code {code}"

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import psutil
 
-from harness.rundir import FORMAT, RunDir, now
+from harness.rundir import FORMAT, RunDir, now, write_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("dreamerbench", "numpy", "gymnasium", "hydra-core", "jax", "jaxlib", "optax", "torch", "ale-py",
@@ -24,27 +24,57 @@ PACKAGES = ("dreamerbench", "numpy", "gymnasium", "hydra-core", "jax", "jaxlib",
 STATUS_EVERY = 2.0  # seconds between status.json updates (the launcher's progress display reads it)
 
 
-class Writer:
-    """Appends scores.jsonl and metrics.jsonl lines; mirrors scalars to TensorBoard if asked."""
+def wandb_run(run: RunDir, config: dict[str, Any]) -> Any:
+    """The run's W&B run: project, group and tags from its suite, agent, variant, task and seed.
 
-    def __init__(self, run: RunDir, tensorboard: bool):
+    The W&B id is kept in <run_dir>/wandb.json, so a resumed or requeued run continues the same W&B
+    run. Its points have the run's frames as x axis ('step'): W&B's own step counter keeps growing
+    when a resumed run logs again from its last checkpoint."""
+    import wandb
+
+    file, folder = run.path / "wandb.json", run.path / ".wandb"  # hidden: harness.status lists no W&B files
+    folder.mkdir(exist_ok=True)
+    known = json.loads(file.read_text()) if file.exists() else {}
+    suite, agent, variant = config["suite"]["name"], config["agent"]["name"], (config.get("variant") or {}).get("name")
+    group = "/".join([suite, agent] + ([variant] if variant else []))
+    logger = config["logger"]
+    wb = wandb.init(project=logger.get("wandb_project") or "dreamerbench", entity=logger.get("wandb_entity"),
+                    id=known.get("id"), resume="allow", dir=str(folder),
+                    group=group, name=f"{group}/{config['task']}/seed{config['seed']}", config=config,
+                    tags=[t[:64] for t in [suite, agent, *([variant] if variant else []), config["task"],
+                                           f"seed{config['seed']}"]])
+    if not known:
+        write_atomic(file, json.dumps({"id": wb.id, "project": wb.project, "group": group}, indent=1))
+    wb.define_metric("*", step_metric="step")
+    return wb
+
+
+class Writer:
+    """Appends scores.jsonl and metrics.jsonl lines; mirrors scalars to TensorBoard and W&B if asked."""
+
+    def __init__(self, run: RunDir, tensorboard: bool, wandb_config: dict[str, Any] | None = None):
         self.files = {"scores": open(run.scores, "a"), "metrics": open(run.metrics, "a")}
         self.board = None
         if tensorboard:
             from tensorboardX import SummaryWriter
 
             self.board = SummaryWriter(str(run.path / "tensorboard"))
+        self.wandb = wandb_run(run, wandb_config) if wandb_config else None
 
     def scores(self, records: list[dict[str, Any]]) -> None:
         self._write("scores", records)
         for r in records if self.board else []:
             self.board.add_scalar(f"episode/{r['mode']}_score", r["episode/score"], r["step"])
+        for r in records if self.wandb else []:
+            self.wandb.log({"step": r["step"], f"episode/{r['mode']}_score": r["episode/score"]})
 
     def metrics(self, record: dict[str, Any]) -> None:
         self._write("metrics", [record])
         for key, value in record.items() if self.board else []:
             if key not in ("step", "agent_step"):
                 self.board.add_scalar(key, value, record["step"])
+        if self.wandb:
+            self.wandb.log(record)
 
     def _write(self, name: str, records: list[dict[str, Any]]) -> None:
         file = self.files[name]
@@ -63,6 +93,8 @@ class Writer:
             file.close()
         if self.board:
             self.board.close()
+        if self.wandb:
+            self.wandb.finish()
 
 
 class Meter:

@@ -130,7 +130,8 @@ def train(run: RunDir, stop: threading.Event) -> str:
         "train_done": False, "session": 0, "log_sizes": {}}
     state["session"] += 1
     run.truncate_logs(state["log_sizes"])
-    writer = logs.Writer(run, tensorboard=config["logger"]["tensorboard"])
+    writer = logs.Writer(run, tensorboard=config["logger"]["tensorboard"],
+                         wandb_config=config if config["logger"].get("wandb") else None)
 
     train_seeds = env_seeds(seed, "train", state["session"], num_envs)
     envs = make_vector_env(suite, task, "train", train_seeds, parallel)

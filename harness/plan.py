@@ -41,6 +41,12 @@ class RunSpec:
     budget: int  # agent steps
     budget_frames: int
     config: dict[str, Any] = field(compare=False)  # the resolved run config, as in config.yaml
+    variant: str | None = None  # the variant's directory name (harness/sweep.py); None: no variant
+
+    @property
+    def name(self) -> str:
+        """suite/agent[/variant]/task/seed<k>, as in progress messages."""
+        return "/".join([self.suite, self.agent, *([self.variant] if self.variant else []), self.task, f"seed{self.seed}"])
 
 
 def choices(group: str) -> list[str]:
@@ -149,8 +155,11 @@ def _protocol_overrides(cfg: DictConfig) -> dict[str, Any]:
     return changes
 
 
-def make_plan(cfg: DictConfig) -> list[RunSpec]:
-    """Validate everything the command line says and return one RunSpec per task and seed."""
+def make_plan(cfg: DictConfig, variant: dict[str, Any] | None = None) -> list[RunSpec]:
+    """Validate everything the command line says and return one RunSpec per task and seed.
+
+    A variant (harness/sweep.py) puts the runs one level deeper, <agent>/<variant name>/<task>/, and
+    is recorded in config.yaml."""
     _validate(cfg)
     if cfg.steps is not None:
         cfg.suite.protocol.budget = cfg.steps
@@ -169,6 +178,8 @@ def make_plan(cfg: DictConfig) -> list[RunSpec]:
             raise ConfigError(f"invalid agent setting: {error}") from None
     if cfg.logger.tensorboard and importlib.util.find_spec("tensorboardX") is None:
         raise ConfigError("logger.tensorboard=true needs tensorboardX: install the 'tensorboard' extra")
+    if cfg.logger.wandb and importlib.util.find_spec("wandb") is None:
+        raise ConfigError("logger.wandb=true needs wandb: install the 'wandb' extra (pip install 'dreamerbench[wandb]')")
 
     overrides = _protocol_overrides(cfg)
     specs = []
@@ -177,7 +188,11 @@ def make_plan(cfg: DictConfig) -> list[RunSpec]:
             run = {"format": 1, **{k: OmegaConf.to_container(cfg[k], resolve=True)
                                    if isinstance(cfg[k], DictConfig) else cfg[k] for k in RUN_KEYS}}
             run.update(task=task, seed=seed, protocol_overrides=overrides)
-            run_dir = Path(cfg.root) / suite.name / cfg.agent.name / task / f"seed{seed}"
-            specs.append(RunSpec(suite.name, task, cfg.agent.name, seed, run_dir,
-                                 suite.protocol.budget, suite.protocol.budget_frames, run))
+            agent_dir = Path(cfg.root) / suite.name / cfg.agent.name
+            if variant:
+                run["variant"] = variant
+                agent_dir /= variant["name"]
+            specs.append(RunSpec(suite.name, task, cfg.agent.name, seed, agent_dir / task / f"seed{seed}",
+                                 suite.protocol.budget, suite.protocol.budget_frames, run,
+                                 variant["name"] if variant else None))
     return specs

@@ -10,16 +10,20 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+from pathlib import Path
 from typing import Any
 
 import yaml
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
+from harness.launch import format_duration
 from harness.plan import ConfigError, RunSpec, choices, compose, make_plan, suite_aliases
 from harness.rundir import RunDir
+from harness.sweep import expand, variant
 from suites.base import resolve
 
-COMPARED = ("suite", "agent", "task", "seed", "protocol_overrides")  # what must match to resume
+COMPARED = ("suite", "agent", "task", "seed", "protocol_overrides", "variant")  # what must match to resume
+SPEEDS = Path(__file__).with_name("speeds.yaml")  # measured agent steps/s for --plan's compute estimate
 
 USAGE = """usage: python -m harness.run [--plan] [--help] key=value ...
 
@@ -31,8 +35,13 @@ USAGE = """usage: python -m harness.run [--plan] [--help] key=value ...
   seed=K          first seed (default 0)                 steps=N   budget override in agent steps
   root=DIR        where run directories go (runs)        workers=N parallel local jobs (default 1)
   force=true      start finished or differently configured runs over
+  name=NAME       a variant name of your own: runs go to <root>/<suite>/<agent>/<NAME>/<task>/seed<k>/
   any other key=value overrides the composed config, e.g. agent.envs=4 suite.protocol.eval_every=0
-  --plan          print the jobs and change nothing
+  --plan          print the jobs, the grid's budget and compute estimate, and change nothing
+
+A grid: a comma list (or Hydra's range(a,b[,step]) / choice(..)) on any key expands to the product,
+e.g. agent.discrete.lr=1e-3,3e-4 agent=ppo,random suite=classic,atari26. Each combination is a
+variant with its own run directories, named from the keys that vary: .../ppo/discrete.lr=0.001/...
 
 The suite's paper protocol is the default; overriding it (steps=, suite.*) is recorded in each
 run's config.yaml and marked in reports."""
@@ -80,15 +89,61 @@ def triage(specs: list[RunSpec], force: bool) -> list[tuple[RunSpec, str]]:
     return decisions
 
 
-def print_plan(decisions: list[tuple[RunSpec, str]]) -> None:
-    rows = [("suite", "task", "agent", "seed", "run directory", "budget (agent steps)", "frames", "action")]
-    rows += [(s.suite, s.task, s.agent, str(s.seed), str(s.run_dir), f"{s.budget:,}", f"{s.budget_frames:,}", a)
-             for s, a in decisions]
+def plan_grid(args: list[str]) -> tuple[list[RunSpec], DictConfig]:
+    """The runs of every point of the grid, each run directory once, and the first point's config
+    (launcher, workers and root do not vary: sweep.expand refuses lists on them)."""
+    specs: dict[Path, RunSpec] = {}
+    first = None
+    for point in expand(args):
+        cfg = compose(list(point.args))
+        first = first or cfg
+        for spec in make_plan(cfg, variant(cfg, point)):
+            if spec.run_dir not in specs:
+                specs[spec.run_dir] = spec
+            elif specs[spec.run_dir].config != spec.config:  # same directory, other settings: one would be lost
+                raise ConfigError(f"two points of the grid would share {spec.run_dir} with different settings "
+                                  f"({' '.join(point.args)}): list values only on keys that change what a run "
+                                  "computes, or give each command its own name=")
+    return list(specs.values()), first
+
+
+def compute_estimate(specs: list[RunSpec], cfg: DictConfig) -> list[str]:
+    """The grid's total budget and, from harness/speeds.yaml, the hours its runs will take."""
+    speeds = yaml.safe_load(SPEEDS.read_text())
+    hours: dict[str, float] = {}
+    used, unknown = set(), set()
+    for spec in specs:
+        gpus = cfg.cluster.get("gpus")
+        gpus = (spec.config["agent"].get("slurm") or {}).get("gpus", 0) if gpus is None else gpus
+        device = "gpu" if cfg.launcher.name == "slurm" and gpus else "cpu"
+        speed = speeds.get(spec.agent, {}).get(device, {}).get(spec.suite)
+        if speed:
+            hours[device] = hours.get(device, 0.0) + spec.budget / speed / 3600
+            used.add(f"{spec.agent} {device} {spec.suite} {speed:,} steps/s")
+        else:
+            unknown.add(f"{spec.agent} on {device} ({spec.suite})")
+    lines = [f"budget: {sum(s.budget for s in specs):,} agent steps ({sum(s.budget_frames for s in specs):,} env "
+             f"frames) in {len(specs)} runs"]
+    for device, total in sorted(hours.items()):
+        lines.append(f"estimate: {total:.3g} {device.upper()} hours ({format_duration(total * 3600)}) of runs (one "
+                     f"run's wall time x runs at the speeds measured in harness/speeds.yaml: {', '.join(sorted(used))})")
+    if unknown:
+        lines.append(f"no measured speed (harness/speeds.yaml) for {', '.join(sorted(unknown))}: no estimate for those")
+    return lines
+
+
+def print_plan(decisions: list[tuple[RunSpec, str]], cfg: DictConfig) -> None:
+    variants = any(s.variant for s, _ in decisions)
+    rows = [("suite", "task", "agent", *(("variant",) if variants else ()), "seed", "run directory",
+             "budget (agent steps)", "frames", "action")]
+    rows += [(s.suite, s.task, s.agent, *((s.variant or "-",) if variants else ()), str(s.seed), str(s.run_dir),
+              f"{s.budget:,}", f"{s.budget_frames:,}", a) for s, a in decisions]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
     print(f"{len(decisions)} jobs: " + ", ".join(f"{sum(a == k for _, a in decisions)} {k}"
                                                 for k in ("new", "resume", "restart", "skip")))
+    print("\n".join(compute_estimate([s for s, _ in decisions], cfg)))
 
 
 def prepare(spec: RunSpec, action: str) -> None:
@@ -108,8 +163,7 @@ def main(argv: list[str]) -> int:
     show_plan = "--plan" in argv
     args = [a for a in argv if a != "--plan"]
     try:
-        cfg = compose(args)
-        specs = make_plan(cfg)
+        specs, cfg = plan_grid(args)
         decisions = triage(specs, cfg.force)
         launcher = resolve(cfg.launcher.factory)(OmegaConf.to_container(cfg.launcher, resolve=True),
                                                  OmegaConf.to_container(cfg, resolve=True))
@@ -117,7 +171,7 @@ def main(argv: list[str]) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if show_plan:
-        print_plan(decisions)
+        print_plan(decisions, cfg)
         return 0
     todo = [(s, a) for s, a in decisions if a != "skip"]
     skipped = len(decisions) - len(todo)

@@ -261,16 +261,26 @@ class SlurmLauncher:
         todo = [s for s in specs if s.run_dir not in queued]
         for run_dir, job in queued.items():
             print(f"{run_dir}: still queued as SLURM job {job}, not submitted again")
-        if todo:
+        for needs, group in self.arrays(todo).items():
+            self.resources = dict(needs)
+            self.policy = dataclasses.replace(self.policy, time_limit_s=self.resources["time_min"] * 60)
             try:
-                array = self.submit(todo)
+                array = self.submit(group)
             except ConfigError as error:
                 print(f"error: {error}", file=sys.stderr)
                 return 2
-            print(f"submitted {len(todo)} runs as SLURM job {array} "
+            print(f"submitted {len(group)} runs as SLURM job {array} "
                   f"(partition {self.cluster.get('partition') or 'default'}, {self.describe()}); "
                   f"follow with: python -m harness.status {self.root}")
         return self.wait(specs) if self.settings["wait"] else 0
+
+    def arrays(self, specs: list[RunSpec]) -> dict[tuple, list[RunSpec]]:
+        """The runs by the resources they need: one array each (a grid over one agent's settings is one)."""
+        groups: dict[tuple, list[RunSpec]] = {}
+        for spec in specs:
+            needs = tuple(resources({"cluster": self.cluster, "agent": spec.config["agent"]}).items())
+            groups.setdefault(needs, []).append(spec)
+        return groups
 
     def describe(self) -> str:
         r = self.resources
@@ -322,7 +332,7 @@ class SlurmLauncher:
 
     @staticmethod
     def report(spec: RunSpec, outcome: str, progress: Progress) -> None:
-        name = f"{spec.suite}/{spec.agent}/{spec.task}/seed{spec.seed}"
+        name = spec.name
         if outcome == "failed":
             status = RunDir(spec.run_dir).read_status()
             log = status.get("log") or status.get("slurm_log")

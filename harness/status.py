@@ -20,7 +20,8 @@ STALE_AFTER = 300.0
 
 
 def find_runs(root: Path) -> list[RunDir]:
-    return [RunDir(p.parent) for p in sorted(root.rglob("config.yaml")) if not p.parent.name.startswith(".")]
+    return [RunDir(p.parent) for p in sorted(root.rglob("config.yaml"))  # not in .slurm/ or a run's .wandb/
+            if not any(part.startswith(".") for part in p.relative_to(root).parts)]
 
 
 def age_seconds(status: dict[str, Any]) -> float | None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from results import checks, final, normalize, plots, reference, stats, tables
+from results import checks, final, normalize, plots, reference, scaling, stats, tables
 from results.load import Data
 
 # Replicates for per-task CIs, profiles, probability of improvement and curves (rliable's defaults for
@@ -28,6 +28,7 @@ class Options:
     include_flagged: bool = False
     compare_published: bool = False
     plots: bool = True
+    improvement: str = "default"  # 'variants': P(X > Y) between the variants of each agent instead
     tasks: list[str] | None = None  # the tasks aggregates use instead of the suite's (--tasks)
 
     def suite_tasks(self, suite: str) -> list[str]:
@@ -96,6 +97,11 @@ def _reproductions(report: SuiteReport, runs: pd.DataFrame, options: Options) ->
             report.reproduction_aggregate.append(aggregate)
 
 
+def _agent(label: str) -> str:
+    """The agent of a label: 'ppo [discrete.lr=0.001] (new)' -> 'ppo'."""
+    return label.split(" [")[0].split(" (")[0]
+
+
 def _is_published(table: pd.DataFrame, label: str) -> bool:
     return bool((table.loc[table["label"] == label, "source"] == "published").all())
 
@@ -127,11 +133,23 @@ def _plots(report: SuiteReport, data: Data, aggregate_labels: list[str], folder:
         # P(ours > each other method); without runs of ours, the best method (IQM) against the others.
         by_iqm = report.aggregates.sort_values("iqm", ascending=False)["method"].tolist()
         ours = [l for l in aggregate_labels if not _is_published(table, l)] or by_iqm[:1]
-        pairs = {f"{x},{y}": stats.probability_of_improvement(matrices[x], matrices[y], reps, options.seed)
-                 for x in ours for y in by_iqm if y != x and matrices[x].shape[1] == matrices[y].shape[1]}
+        candidates = [(x, y) for x in ours for y in by_iqm if y != x]
+        name = f"{suite}_improvement"
+        if options.improvement == "variants":  # each pair of variants of one agent, the better one first
+            candidates = [(x, y) for i, x in enumerate(by_iqm) for y in by_iqm[i + 1:] if _agent(x) == _agent(y)
+                          and not _is_published(table, x) and not _is_published(table, y)]
+            name += "_variants"
+        # rliable splits a pair's key at its comma: a variant's label says 'size=12m; train_ratio=512' there
+        key = {label: label.replace(",", ";") for label in matrices}
+        pairs = {f"{key[x]},{key[y]}": stats.probability_of_improvement(matrices[x], matrices[y], reps, options.seed)
+                 for x, y in candidates if matrices[x].shape[1] == matrices[y].shape[1]}
         pairs = dict(list(pairs.items())[:MAX_PAIRS])
         if pairs:
-            report.figures += plots.improvement(pairs, colors, folder, f"{suite}_improvement")
+            report.figures += plots.improvement(pairs, {key[l]: c for l, c in colors.items() if l in key}, folder, name)
+        elif options.improvement == "variants":
+            report.warnings.append("--improvement variants: no two variants of one agent have aggregates")
+    report.figures += scaling.scaling_plots(table, data.runs, suite, folder, min(options.reps, SMALL_REPS),
+                                            options.seed, score)
     efficiency = _sample_efficiency(curves, table, suite, normaliser, options)
     if efficiency:
         report.figures += plots.sample_efficiency(efficiency, colors, folder, f"{suite}_sample_efficiency",

@@ -48,8 +48,11 @@ def _select_methods(data: Data, methods: list[str] | None, compare: bool) -> Dat
     """The listed methods, plus the published counterparts of listed methods when comparing."""
     if not methods:
         return data
-    wanted = set(methods) | ({reference.counterpart(m) for m in methods} if compare else set())
-    unknown = set(methods) - set(data.episodes["method"])
+    loaded = set(data.episodes["method"])
+    # an agent's name selects all its variants too ('ppo' -> 'ppo [discrete.lr=0.001]', ...)
+    variants = {m for m in loaded for name in methods if m.startswith(f"{name} [")}
+    wanted = set(methods) | variants | ({reference.counterpart(m) for m in methods} if compare else set())
+    unknown = {m for m in methods if m not in loaded and not any(v.startswith(f"{m} [") for v in variants)}
     if unknown:
         raise ValueError(f"no runs of method(s) {sorted(unknown)}; loaded methods: "
                          f"{', '.join(sorted(data.episodes['method'].unique()))}")
@@ -197,7 +200,11 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("paths", nargs="+", help="run directories, DreamerV3 log directories, published files")
     parser.add_argument("--suite", help="only this suite (atari26 alias atari100k, atari57, dmc_proprio, ...)")
-    parser.add_argument("--methods", nargs="+", help="only these methods (agent or published method names)")
+    parser.add_argument("--methods", nargs="+", help="only these methods (agent or published method names; a sweep's "
+                        "variant as 'ppo [discrete.lr=0.001]'; an agent's name selects all its variants)")
+    parser.add_argument("--improvement", choices=["default", "variants"], default="default",
+                        help="probability of improvement: ours against the others (default), or between the "
+                        "variants of each agent (plots/<suite>_improvement_variants)")
     parser.add_argument("--compare", choices=["published"], help="add reproduction verdicts against published runs")
     parser.add_argument("--published", help="a folder of published score files that add to or replace the shipped "
                         "ones (results/published; names as in results/reference/published.yaml)")
@@ -215,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     tasks = [canonical_task(suite, t) for t in args.tasks] if args.tasks and suite else args.tasks
     options = Options(reps=args.reps, tasks=tasks, seed=args.seed, rule=final.parse_rule(args.rule) if args.rule else None,
                       normaliser=args.normaliser, include_flagged=args.include_flagged,
-                      compare_published=args.compare == "published", plots=not args.no_plots)
+                      compare_published=args.compare == "published", plots=not args.no_plots,
+                      improvement=args.improvement)
     path = build(args.paths, Path(args.out), args.suite, args.methods, args.published, options)
     print(f"wrote {path}")
     return 0

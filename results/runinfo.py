@@ -36,7 +36,7 @@ def run_dir_info(path: Path, config: dict[str, Any]) -> dict[str, Any]:
     return {
         "suite": suite,
         "task": canonical_task(suite, str(config["task"])),
-        "method": config["agent"]["name"],
+        "method": (config.get("variant") or {}).get("label") or config["agent"]["name"],  # a sweep's variant
         "seed": int(config["seed"]),
         "origin": str(path),
         "budget_frames": int(protocol["budget"]) * int(protocol["action_repeat"]),

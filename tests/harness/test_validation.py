@@ -35,11 +35,13 @@ def test_plan_lists_jobs_and_writes_nothing(tmp_path, run_cli):
     result = run_cli("harness.run", "suite=classic", "seeds=2", "steps=5000", "--plan", "root=out", cwd=tmp_path)
     lines = result.stdout.splitlines()
     assert lines[0].split()[:5] == ["suite", "task", "agent", "seed", "run"]
-    jobs = [line.split() for line in lines[1:-1]]
+    jobs = [line.split() for line in lines[1:-3]]
     assert [(j[1], j[3]) for j in jobs] == [(t, s) for t in ("CartPole-v1", "Acrobot-v1", "Pendulum-v1")
                                             for s in ("0", "1")]
     assert all(j[4] == f"out/classic/random/{j[1]}/seed{j[3]}" and j[5] == "5,000" for j in jobs)
-    assert lines[-1] == "6 jobs: 6 new, 0 resume, 0 restart, 0 skip"
+    assert lines[-3] == "6 jobs: 6 new, 0 resume, 0 restart, 0 skip"
+    assert lines[-2] == "budget: 30,000 agent steps (30,000 env frames) in 6 runs"
+    assert lines[-1].startswith(f"estimate: {30000 / 35000 / 3600:.3g} CPU hours")  # random on cpu, speeds.yaml
     assert list(tmp_path.iterdir()) == []
 
 
