@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -38,11 +38,11 @@ class Setup:
 
 
 PPO = Setup("ppo", ("agent=ppo", "agent.envs=1", "suite.protocol.eval_every=4000",
-                    "suite.protocol.eval_episodes=2"), 12000, 2, (0.5, 6.0))
+                    "suite.protocol.eval_episodes=2"), 12000, 2, (0.5, 4.0))
 # The smallest DreamerV3 with a train ratio of 0.5 updates per step: compile dominates each restart.
 DREAMER = Setup("dreamerv3", ("agent=dreamerv3", "agent.size=1m", "agent.train_ratio=32", "agent.batch_size=4",
                               "agent.batch_length=16", "agent.train_after=100",
-                              "suite.protocol.eval_every=0"), 800, 1, (1.0, 25.0))
+                              "suite.protocol.eval_every=0"), 800, 1, (0.5, 12.0))
 DREAMER_UPDATES_PER_STEP = 32 / (4 * 16)
 COMMON = ("suite=classic", "task=CartPole-v1", "run.checkpoint_every=2", "run.log_every=1", "root=runs")
 
@@ -238,12 +238,15 @@ def test_dreamer_worker_stops_when_its_launcher_is_killed(tmp_path):
     assert trial.faults == ["launcher SIGKILL"] and "its launcher" in trial.run.log.read_text()
 
 
+# Budgets large enough that the run outlives 20 faults (a SIGTERM keeps the progress, a SIGKILL loses
+# at most run.checkpoint_every seconds of it).
 @pytest.mark.slow
-@pytest.mark.parametrize("setup", [PPO, DREAMER], ids=["ppo", "dreamerv3"])
+@pytest.mark.parametrize("setup", [replace(PPO, budget=30000), replace(DREAMER, budget=1500)],
+                         ids=["ppo", "dreamerv3"])
 def test_random_faults(tmp_path, setup):
-    """20+ faults drawn at random (seeded) from every kind, each at a random moment."""
+    """20 faults drawn at random (seeded) from every kind, each at a random moment."""
     rng = random.Random(13)
-    faults = list(FAULTS) * 2 + [rng.choice(FAULTS[:4]) for _ in range(10)]
+    faults = list(FAULTS) * 2 + [rng.choice(FAULTS[:4]) for _ in range(8)]
     rng.shuffle(faults)
     trial = run_trial(setup, faults, tmp_path, seed=13)
-    assert len(trial.faults) >= 20
+    assert len(trial.faults) == 20
