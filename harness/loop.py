@@ -177,9 +177,9 @@ def train(run: RunDir, stop: threading.Event) -> str:
         meter = logs.Meter(state["agent_step"])
         last_save = time.monotonic()
         # a second submission of the plan may have named its own job in status.json: this one writes the run
-        holder = {"slurm_job_id": logs.slurm_job_id()} if logs.slurm_job_id() else {}
+        own_job = {"slurm_job_id": logs.slurm_job_id()} if logs.slurm_job_id() else {}
         run.update_status(state="running", budget=protocol.budget_frames, budget_agent_steps=protocol.budget,
-                          error=None, log=str(run.log), pid=os.getpid(), host=socket.gethostname(), **holder)
+                          error=None, log=str(run.log), pid=os.getpid(), host=socket.gethostname(), **own_job)
         while not state["train_done"]:
             if stop.is_set():
                 save()
@@ -213,7 +213,7 @@ def train(run: RunDir, stop: threading.Event) -> str:
             if meter.status_due() or state["train_done"]:
                 run.update_status(state="running", step=frames, agent_step=state["agent_step"],
                                   episodes=state["episodes"], last_score=meter.last_score,
-                                  steps_per_second=meter.steps_per_second, **holder)
+                                  steps_per_second=meter.steps_per_second, **own_job)
             if time.monotonic() - last_save > config["run"]["checkpoint_every"] and not state["train_done"]:
                 save()
                 last_save = time.monotonic()
