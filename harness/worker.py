@@ -101,6 +101,7 @@ def run_job(run_dir: Path | str, lock_wait_s: float = 0.0, parent_pid: int | Non
         return "running elsewhere"
     try:
         if run.read_status().get("state") == "done":  # finished by the holder this one waited for
+            print("=== the run was finished by the holder of its lock", file=sys.stderr, flush=True)
             return "done"
         run.update_status(stopping_since=None, stop_reason=None)
         stop = threading.Event()
