@@ -93,8 +93,10 @@ def print_plan(decisions: list[tuple[RunSpec, str]]) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    elsewhere = sum(a == RUNNING_ELSEWHERE for _, a in decisions)
     print(f"{len(decisions)} jobs: " + ", ".join(f"{sum(a == k for _, a in decisions)} {k}"
-                                                for k in ("new", "resume", "restart", "skip", RUNNING_ELSEWHERE)))
+                                                for k in ("new", "resume", "restart", "skip"))
+          + (f", {elsewhere} {RUNNING_ELSEWHERE}" if elsewhere else ""))
 
 
 def prepare(spec: RunSpec, action: str) -> bool:
