@@ -236,13 +236,14 @@ def test_every_fault_once_on_ppo(tmp_path):
 
 
 def test_dreamer_worker_stops_when_its_launcher_is_killed(tmp_path):
-    trial = run_trial(DREAMER, ["launcher SIGKILL"], tmp_path, seed=0)
+    trial = run_trial(replace(DREAMER, budget=400), ["launcher SIGKILL"], tmp_path, seed=0)
     assert trial.faults == ["launcher SIGKILL"] and "its launcher" in trial.run.log.read_text()
 
 
 # Budgets large enough that the run outlives 20 faults (a SIGTERM keeps the progress, a SIGKILL loses
 # at most run.checkpoint_every seconds of it; Dreamer's restarts spend most of their time compiling).
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # 7 and 9 minutes on 2 cores shared with other test runs
 @pytest.mark.parametrize("setup", [replace(PPO, budget=30000), DREAMER], ids=["ppo", "dreamerv3"])
 def test_random_faults(tmp_path, setup):
     """20 faults drawn at random (seeded) from every kind, each at a random moment.
