@@ -24,7 +24,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	MUJOCO_GL=$${MUJOCO_GL:-egl} $(PY) -m pytest -q
 
-# The slow learning tests alone (CartPole with PPO and each Dreamer preset, a SLURM time-limit run).
+# The slow tests alone (CartPole learning with PPO and each Dreamer preset, a SLURM time-limit run, 20-fault injection per agent).
 test-slow: $(STAMP)
 	MUJOCO_GL=$${MUJOCO_GL:-egl} $(PY) -m pytest -q -m slow
 

@@ -1,12 +1,16 @@
 """The local launcher: the plan's jobs as worker processes on this machine, `workers` at a time.
 
 Each job is `python -m harness.worker <run_dir>` with its output in `<run_dir>/worker.log`, started in
-its own session so a terminal's Ctrl-C reaches only the launcher, which then asks every running job to
-checkpoint and stop (SIGTERM) and waits for it. A failed job does not stop the others.
+its own session so a terminal's Ctrl-C reaches only the launcher. SIGINT, SIGTERM and SIGHUP (Ctrl-C,
+`kill`, `timeout`, a container stop, a closed SSH session) all make the launcher ask every running
+job to checkpoint and stop (SIGTERM) and wait for it. If the launcher is SIGKILLed, its workers notice
+within a second or two (harness.worker.StopWatcher) and checkpoint and stop by themselves: nothing
+runs on after the command is gone. A failed job does not stop the others.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -14,11 +18,16 @@ import time
 from typing import Any
 
 from harness.plan import RunSpec
-from harness.rundir import RunDir
-from harness.worker import EXIT_CODES
+from harness.rundir import RunDir, describe_holder
+from harness.worker import EXIT_CODES, PARENT_ENV
 
 STATE_OF_EXIT = {code: state for state, code in EXIT_CODES.items()}
 LOG_PROGRESS_EVERY = 30.0  # seconds between progress lines when stdout is not a terminal
+STOP_LAUNCHER = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM and SIGHUP take the Ctrl-C path
 
 
 def format_duration(seconds: float | None) -> str:
@@ -82,13 +91,14 @@ class LocalLauncher:
         log = open(RunDir(spec.run_dir).log, "a")
         return subprocess.Popen([sys.executable, "-m", "harness.worker", str(spec.run_dir)],
                                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+                                start_new_session=True, env={**os.environ, PARENT_ENV: str(os.getpid())})
 
     def launch(self, specs: list[RunSpec]) -> int:
         pending, running, states = list(specs), {}, {}
         progress = Progress(specs)
         print(f"{len(specs)} jobs, {self.workers} at a time; logs in <run_dir>/worker.log")
         interrupted = False
+        previous = {sig: signal.signal(sig, _interrupt) for sig in STOP_LAUNCHER}
         try:
             while pending or running:
                 while pending and len(running) < self.workers:
@@ -102,17 +112,24 @@ class LocalLauncher:
                 time.sleep(min(self.every, 0.5) if running else 0)
         except KeyboardInterrupt:
             interrupted = True
+            for sig in STOP_LAUNCHER:  # a second signal must not cut the wait short (SIGKILL still does)
+                signal.signal(sig, signal.SIG_IGN)
             progress.message(f"interrupted: asking {len(running)} running jobs to checkpoint and stop ...")
             for process, _ in running.values():
                 process.send_signal(signal.SIGTERM)
             for spec, (process, started) in running.items():
                 process.wait()
                 states[spec] = self.report(spec, process.returncode, time.monotonic() - started, progress)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         if progress.tty:
             print()
         failed = [s for s, state in states.items() if state == "failed"]
+        elsewhere = sum(s == "running elsewhere" for s in states.values())
         print(f"{sum(s == 'done' for s in states.values())} done, {len(failed)} failed, "
               f"{len(specs) - len(states)} not started, {sum(s == 'preempted' for s in states.values())} stopped"
+              + (f", {elsewhere} running elsewhere" if elsewhere else "")
               + (" (rerun the same command to resume)" if interrupted else ""))
         if interrupted:
             return 130
@@ -124,7 +141,11 @@ class LocalLauncher:
     def report(spec: RunSpec, code: int, seconds: float, progress: Progress) -> str:
         state = STATE_OF_EXIT.get(code, "failed")
         name = spec.name
-        if state == "failed":
+        if state == "running elsewhere":  # another worker holds the run: its files are not ours to touch
+            holder = RunDir(spec.run_dir).lock.holder_if_held()
+            progress.message(f"running elsewhere {name}: " + (f"in use by {describe_holder(holder)}" if holder
+                                                               else f"was in use (see {RunDir(spec.run_dir).log})"))
+        elif state == "failed":
             status = RunDir(spec.run_dir).read_status()
             error = status.get("error") or f"worker exited with code {code}"
             if status.get("state") != "failed":  # killed before it could say why

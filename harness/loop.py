@@ -124,7 +124,9 @@ def train(run: RunDir, stop: threading.Event) -> str:
     num_envs = config["agent"]["envs"]
     parallel = num_envs > 1 if config["run"]["parallel_envs"] == "auto" else bool(config["run"]["parallel_envs"])
 
-    checkpoint = run.latest_checkpoint()
+    checkpoint, problems = run.find_checkpoint()
+    for problem in problems:  # a damaged newest checkpoint: resume from the one before
+        print(f"=== {problem}; resuming from {checkpoint.name if checkpoint else 'the start'}", flush=True)
     state = run.load_loop_state(checkpoint) if checkpoint else {
         "agent_step": 0, "episodes": 0, "next_eval": protocol.eval_every or math.inf, "eval_rounds": 0,
         "train_done": False, "session": 0, "log_sizes": {}}
@@ -175,8 +177,10 @@ def train(run: RunDir, stop: threading.Event) -> str:
         step, tracker, policy_state = first_step(obs, num_envs), Episodes(num_envs), None
         meter = logs.Meter(state["agent_step"])
         last_save = time.monotonic()
+        # a second submission of the plan may have named its own job in status.json: this one writes the run
+        own_job = {"slurm_job_id": logs.slurm_job_id()} if logs.slurm_job_id() else {}
         run.update_status(state="running", budget=protocol.budget_frames, budget_agent_steps=protocol.budget,
-                          error=None, log=str(run.log), pid=os.getpid(), host=socket.gethostname())
+                          error=None, log=str(run.log), pid=os.getpid(), host=socket.gethostname(), **own_job)
         while not state["train_done"]:
             if stop.is_set():
                 save()
@@ -210,7 +214,7 @@ def train(run: RunDir, stop: threading.Event) -> str:
             if meter.status_due() or state["train_done"]:
                 run.update_status(state="running", step=frames, agent_step=state["agent_step"],
                                   episodes=state["episodes"], last_score=meter.last_score,
-                                  steps_per_second=meter.steps_per_second)
+                                  steps_per_second=meter.steps_per_second, **own_job)
             if time.monotonic() - last_save > config["run"]["checkpoint_every"] and not state["train_done"]:
                 save()
                 last_save = time.monotonic()

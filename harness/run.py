@@ -18,10 +18,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from harness.launch import format_duration
 from harness.plan import ConfigError, RunSpec, choices, compose, make_plan, suite_aliases
-from harness.rundir import RunDir
+from harness.rundir import RunDir, RunLocked, describe_holder
 from harness.sweep import expand, variant
+from harness.worker import EXIT_CODES
 from suites.base import resolve
 
+RUNNING_ELSEWHERE = "running elsewhere"
 COMPARED = ("suite", "agent", "task", "seed", "protocol_overrides", "variant")  # what must match to resume
 SPEEDS = Path(__file__).with_name("speeds.yaml")  # measured agent steps/s for --plan's compute estimate
 
@@ -70,11 +72,15 @@ def config_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 
 def triage(specs: list[RunSpec], force: bool) -> list[tuple[RunSpec, str]]:
-    """Decide per run: new, resume, restart (force) or skip (done). Raises on a config clash."""
+    """Decide per run: new, resume, restart (force), skip (done) or running elsewhere (its lock is held).
+
+    Raises on a config clash."""
     decisions, clashes = [], []
     for spec in specs:
         run = RunDir(spec.run_dir)
-        if not run.exists():
+        if run.lock.holder_if_held() is not None:  # never touched, not even with force=true
+            decisions.append((spec, RUNNING_ELSEWHERE))
+        elif not run.exists():
             decisions.append((spec, "new"))
         elif force:
             decisions.append((spec, "restart"))
@@ -141,19 +147,31 @@ def print_plan(decisions: list[tuple[RunSpec, str]], cfg: DictConfig) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    elsewhere = sum(a == RUNNING_ELSEWHERE for _, a in decisions)
     print(f"{len(decisions)} jobs: " + ", ".join(f"{sum(a == k for _, a in decisions)} {k}"
-                                                for k in ("new", "resume", "restart", "skip")))
+                                                for k in ("new", "resume", "restart", "skip"))
+          + (f", {elsewhere} {RUNNING_ELSEWHERE}" if elsewhere else ""))
     print("\n".join(compute_estimate([s for s, _ in decisions], cfg)))
 
 
-def prepare(spec: RunSpec, action: str) -> None:
+def prepare(spec: RunSpec, action: str) -> bool:
+    """Write the run's config (and a fresh status) under its lock; False if a worker holds it by now."""
     run = RunDir(spec.run_dir)
-    if action == "restart":
-        run.clear()
-    run.write_config(spec.config)  # a resumed run takes the new run/logger settings
-    if action != "resume":
-        run.update_status(state="pending", step=0, agent_step=0, budget=spec.budget_frames,
-                          budget_agent_steps=spec.budget, episodes=0, last_score=None, error=None)
+    run.path.mkdir(parents=True, exist_ok=True)
+    try:
+        run.lock.acquire()
+    except RunLocked:  # another launcher got there between triage and now
+        return False
+    try:
+        if action == "restart":
+            run.clear()
+        run.write_config(spec.config)  # a resumed run takes the new run/logger settings
+        if action != "resume":
+            run.update_status(state="pending", step=0, agent_step=0, budget=spec.budget_frames,
+                              budget_agent_steps=spec.budget, episodes=0, last_score=None, error=None)
+    finally:
+        run.lock.release()
+    return True
 
 
 def main(argv: list[str]) -> int:
@@ -173,16 +191,20 @@ def main(argv: list[str]) -> int:
     if show_plan:
         print_plan(decisions, cfg)
         return 0
-    todo = [(s, a) for s, a in decisions if a != "skip"]
-    skipped = len(decisions) - len(todo)
+    skipped = sum(a == "skip" for _, a in decisions)
     if skipped:
         print(f"{skipped} finished runs skipped (force=true to rerun them)")
+    todo = [s for s, a in decisions if a not in ("skip", RUNNING_ELSEWHERE) and prepare(s, a)]
+    elsewhere = [s for s, a in decisions if a != "skip" and s not in todo]
+    for spec in elsewhere:
+        holder = RunDir(spec.run_dir).lock.holder_if_held()
+        print(f"{spec.run_dir}: running elsewhere" + (f" ({describe_holder(holder)})" if holder else "")
+              + ", not started")
     if not todo:
-        return 0
-    for spec, action in todo:
-        prepare(spec, action)
+        return EXIT_CODES["preempted"] if elsewhere else 0
     os.environ["DREAMERBENCH_COMMAND"] = shlex.join(["python", "-m", "harness.run", *argv])
-    return launcher.launch([s for s, _ in todo])
+    code = launcher.launch(todo)
+    return EXIT_CODES["preempted"] if code == 0 and elsewhere else code
 
 
 if __name__ == "__main__":

@@ -74,7 +74,9 @@ def run_task(run_dir: str, policy: RequeuePolicy) -> str:
     print(f"output continues in {run.log}", flush=True)
     _append_output_to(run.log)
     print(f"=== SLURM job {job} on {socket.gethostname()}, start {restarts + 1}", flush=True)
-    state = run_job(run.path)
+    # A requeued task may start while its previous instance, or a task of another submission, still
+    # writes its checkpoint: wait for the lock as long as a stop may take, then leave the run to it.
+    state = run_job(run.path, lock_wait_s=policy.signal_delay_s)
     for sig in (signal.SIGTERM, signal.SIGUSR2):  # a late second signal must not requeue again
         signal.signal(sig, signal.SIG_IGN)
     if state == "failed":
@@ -172,7 +174,8 @@ def slurm_states(run_dirs: Iterable[Path]) -> dict[Path, tuple[str, bool]]:
     for run_dir, job in jobs.items():
         state = states[job]
         run_state = statuses[run_dir].get("state")
-        lost = state not in ACTIVE | {"unknown"} and run_state in ("pending", "running")
+        held = RunDir(run_dir).lock.holder_if_held() is not None  # e.g. by the job of an earlier submission
+        lost = state not in ACTIVE | {"unknown"} and run_state in ("pending", "running") and not held
         if state == "pending" and run_state == "preempted":
             state = "requeued"
         elif lost:
@@ -294,9 +297,9 @@ class SlurmLauncher:
 
     def outcome(self, spec: RunSpec, slurm_state: str) -> str | None:
         """'done', 'failed' or 'preempted' once the run's job has ended for good; None before."""
-        if slurm_state in ACTIVE:
-            return None
         run = RunDir(spec.run_dir)
+        if slurm_state in ACTIVE or run.lock.holder_if_held() is not None:  # held: another job writes it
+            return None
         status = run.read_status()
         if status.get("state") in ("done", "failed", "preempted"):
             return status["state"]

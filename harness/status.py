@@ -1,7 +1,9 @@
 """`python -m harness.status <root>`: a table of runs; exits 1 if any run failed.
 
-A run that says 'running' but has not updated its status for STALE_AFTER seconds is shown as
-'stale' (its process died without a word, e.g. SIGKILL): rerun its command to resume it.
+A run that says 'running' while nobody holds its lock, or that has not updated its status for
+STALE_AFTER seconds, is shown as 'stale' (its process died without a word, e.g. SIGKILL): rerun its
+command to resume it. A run asked to stop that has not checkpointed yet shows as 'stopping'; the
+'holder' column names the process that holds the run's lock (host, pid, SLURM job).
 """
 
 from __future__ import annotations
@@ -34,8 +36,12 @@ def row(run: RunDir, root: Path, slurm: tuple[str, bool] = ("", False)) -> dict[
     status = run.read_status()
     age = age_seconds(status)
     state = status.get("state", "pending")
-    if state == "running" and age is not None and age > STALE_AFTER:
+    holder = run.lock.holder_if_held()
+    lock_abandoned = holder is None and run.lock.path.exists()  # runs from before locks have no .lock
+    if state == "running" and (lock_abandoned or (age is not None and age > STALE_AFTER)):
         state = "stale"
+    elif state == "running" and status.get("stopping_since"):
+        state = f"stopping ({status.get('stop_reason')}, since {status['stopping_since'][11:19]} UTC)"
     slurm_text, job_lost = slurm
     if job_lost:  # its SLURM job ended before the run could say how it went
         state = "failed"
@@ -47,6 +53,7 @@ def row(run: RunDir, root: Path, slurm: tuple[str, bool] = ("", False)) -> dict[
         "run": str(run.path.relative_to(root)) if run.path.is_relative_to(root) else str(run.path),
         "state": state,
         "slurm job": slurm_text,
+        "holder": f"pid {holder.get('pid')} on {holder.get('host')}" if holder else "",
         "progress": f"{format_count(step)}/{format_count(budget)} ({100 * step / budget:.0f}%)" if budget else "-",
         "last score": f"{score:.4g}" if score is not None else "-",
         "steps/s": format_count(rate) if rate else "-",
@@ -78,7 +85,8 @@ def main(argv: list[str]) -> int:
     slurm = slurm_states(run.path for run in runs)  # empty unless a run was submitted to SLURM
     rows = [row(run, args.root, slurm.get(run.path, ("", False))) for run in runs]
     print_table(rows)
-    counts = {s: sum(r["state"] == s for r in rows) for s in dict.fromkeys(r["state"] for r in rows)}
+    kinds = [r["state"].split(" (")[0] for r in rows]
+    counts = {s: kinds.count(s) for s in dict.fromkeys(kinds)}
     print(f"{len(rows)} runs: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
     return 1 if counts.get("failed") else 0
 

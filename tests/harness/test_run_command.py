@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 
 import yaml
 
@@ -112,3 +113,36 @@ def test_metrics_are_finite_numbers(tmp_path, run_cli):
     run_cli("harness.run", "task=Pendulum-v1", "steps=1000", "root=r", cwd=tmp_path)
     for line in read_jsonl(tmp_path / "r/classic/random/Pendulum-v1/seed0/metrics.jsonl"):
         assert all(math.isfinite(v) for v in line.values())
+
+
+def test_a_run_held_by_another_process_is_left_alone_even_with_force(tmp_path, run_cli):
+    args = ("suite=classic", "task=CartPole-v1", "steps=3000", "root=runs")
+    run_cli("harness.run", *args, cwd=tmp_path)
+    run = RunDir(tmp_path / "runs/classic/random/CartPole-v1/seed0")
+    run.lock.acquire(slurm_job_id="77_0")  # as a live worker elsewhere would
+    before = {p.name: p.read_bytes() for p in run.path.iterdir() if p.is_file()}
+    try:
+        plan = run_cli("harness.run", *args, "force=true", "--plan", cwd=tmp_path)
+        assert "running elsewhere" in plan.stdout and "1 running elsewhere" in plan.stdout
+        result = run_cli("harness.run", *args, "force=true", cwd=tmp_path, check=False)
+        assert result.returncode == 3
+        assert f"running elsewhere (pid {os.getpid()} on " in result.stdout and "SLURM job 77_0" in result.stdout
+        assert {p.name: p.read_bytes() for p in run.path.iterdir() if p.is_file()} == before
+        shown = run_cli("harness.status", "runs", cwd=tmp_path)
+        assert f"pid {os.getpid()} on" in shown.stdout  # the holder column
+    finally:
+        run.lock.release()
+
+
+def test_status_shows_a_stopping_run_and_a_dead_holder_as_stale(tmp_path, run_cli):
+    run = RunDir(tmp_path / "runs/classic/random/CartPole-v1/seed0")
+    run.write_config({"task": "CartPole-v1"})
+    run.lock.acquire()
+    try:
+        run.update_status(state="running", stopping_since="2026-01-01T10:00:05+00:00", stop_reason="signal SIGTERM")
+        shown = run_cli("harness.status", "runs", cwd=tmp_path)
+        assert "stopping (signal SIGTERM, since 10:00:05 UTC)" in shown.stdout, shown.stdout
+    finally:
+        run.lock.release()  # as if the worker died without a word: running, but nobody holds the run
+    shown = run_cli("harness.status", "runs", cwd=tmp_path)
+    assert "stale" in shown.stdout and "1 runs: 1 stale" in shown.stdout, shown.stdout

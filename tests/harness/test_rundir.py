@@ -1,10 +1,13 @@
 """Checkpoints and status files: a failure in the middle of a write leaves the previous state intact."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
-from harness.rundir import RunDir
+from harness.rundir import RunDir, RunLocked
 
 
 def save_files(content: str):
@@ -13,14 +16,67 @@ def save_files(content: str):
     return save
 
 
-def test_checkpoint_switch_is_atomic_and_keeps_only_the_latest(tmp_path):
+def test_checkpoint_switch_is_atomic_and_keeps_the_last_two(tmp_path):
     run = RunDir(tmp_path)
     run.save_checkpoint(100, {"agent_step": 100}, save_files("first"))
+    run.save_checkpoint(200, {"agent_step": 200}, save_files("second"))
+    third = run.save_checkpoint(300, {"agent_step": 300}, save_files("third"))
+    assert run.latest_checkpoint() == third
+    assert run.load_loop_state(third) == {"agent_step": 300}
+    assert (third / "weights.txt").read_text() == "third"
+    assert sorted(p.name for p in run.checkpoints.iterdir()) == ["000000000200", "000000000300", "latest"]
+    manifest = json.loads((third / "manifest.json").read_text())["files"]
+    assert manifest["weights.txt"]["size"] == 5 and set(manifest) == {"weights.txt", "loop.json"}
+
+
+@pytest.mark.parametrize("damage", ["truncate", "delete", "flip a byte"])
+def test_a_damaged_newest_checkpoint_is_reported_and_the_previous_one_used(tmp_path, damage):
+    run = RunDir(tmp_path)
+    first = run.save_checkpoint(100, {"agent_step": 100}, save_files("first"))
     second = run.save_checkpoint(200, {"agent_step": 200}, save_files("second"))
-    assert run.latest_checkpoint() == second
-    assert run.load_loop_state(second) == {"agent_step": 200}
-    assert (second / "weights.txt").read_text() == "second"
-    assert sorted(p.name for p in run.checkpoints.iterdir()) == ["000000000200", "latest"]
+    weights = second / "weights.txt"
+    if damage == "truncate":
+        weights.write_text("sec")
+    elif damage == "delete":
+        weights.unlink()
+    else:
+        weights.write_text("secont")
+    checkpoint, problems = run.find_checkpoint()
+    assert checkpoint == first and run.load_loop_state(checkpoint) == {"agent_step": 100}
+    expected = {"truncate": "weights.txt has 3 bytes, 6 written", "delete": "weights.txt missing",
+                "flip a byte": "weights.txt does not match its checksum"}[damage]
+    assert problems == [f"checkpoint 000000000200 is damaged ({expected})"]
+    # the next checkpoint replaces the damaged one and keeps the sound one before it
+    third = run.save_checkpoint(300, {"agent_step": 300}, save_files("third"))
+    assert run.find_checkpoint() == (third, [])
+
+
+def test_lock_admits_one_holder_and_names_it(tmp_path):
+    run = RunDir(tmp_path)
+    assert run.lock.holder_if_held() is None
+    run.lock.acquire(slurm_job_id="42_3")
+    try:
+        holder = run.lock.holder_if_held()
+        assert holder["pid"] == os.getpid() and holder["slurm_job_id"] == "42_3"
+        with pytest.raises(RunLocked, match=f"in use by pid {os.getpid()} on .*SLURM job 42_3"):
+            RunDir(tmp_path).lock.acquire(wait_s=0.6)
+    finally:
+        run.lock.release()
+    assert run.lock.holder_if_held() is None
+
+
+def test_lock_of_a_killed_process_is_taken_over(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from harness.rundir import RunLock; "
+                               f"RunLock({str(tmp_path)!r}).acquire(); print('locked', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline() == "locked\n"
+    assert RunDir(tmp_path).lock.holder_if_held()["pid"] == holder.pid
+    holder.kill()
+    holder.wait()
+    run = RunDir(tmp_path)
+    run.lock.acquire()
+    assert run.lock.holder_if_held()["pid"] == os.getpid()
+    run.lock.release()
 
 
 def test_crash_while_saving_keeps_the_previous_checkpoint(tmp_path):
@@ -37,7 +93,7 @@ def test_crash_while_saving_keeps_the_previous_checkpoint(tmp_path):
     assert (first / "weights.txt").read_text() == "first"
     # the next successful save cleans the torn attempt away
     third = run.save_checkpoint(300, {"agent_step": 300}, save_files("third"))
-    assert sorted(p.name for p in run.checkpoints.iterdir()) == [third.name, "latest"]
+    assert sorted(p.name for p in run.checkpoints.iterdir()) == [first.name, third.name, "latest"]
 
 
 def test_truncate_logs_cuts_back_to_checkpointed_lengths(tmp_path):

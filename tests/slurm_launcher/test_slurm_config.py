@@ -19,7 +19,7 @@ def test_example_profile_with_overrides_becomes_sbatch_options():
     assert params["partition"] == "gpu" and params["account"] == "proj42" and params["time"] == 1440
     assert params["gres"] == "gpu:a100:2" and params["array_parallelism"] == 64
     assert params["setup"] == ["module load cuda/12.4", "export XLA_PYTHON_CLIENT_MEM_FRACTION=0.9"]
-    assert params["signal_delay_s"] == 120 and params["job_name"] == "atari26-dreamerv3"
+    assert params["signal_delay_s"] == 600 and params["job_name"] == "atari26-dreamerv3"
     assert params["additional_parameters"] == {"hold": True, "requeue": True, "exclude": "node[01-02]"}
     assert "qos" not in params and "constraint" not in params  # null fields are left to the site
 
@@ -37,7 +37,7 @@ def test_resources_come_from_the_agent_unless_the_profile_sets_them():
 def test_bad_settings_are_refused_with_the_valid_choices():
     with pytest.raises(ConfigError, match="cluster=<name>, one of example, local"):
         launcher()  # cluster=none
-    with pytest.raises(ConfigError, match="signal_delay_s=120 must be between 0 and the time limit"):
+    with pytest.raises(ConfigError, match="signal_delay_s=600 must be between 0 and the time limit"):
         launcher("cluster=local", "cluster.time_min=1")
     with pytest.raises(ConfigError, match="'cluster.cpus': 0"):
         launcher("cluster=local", "cluster.cpus=0")

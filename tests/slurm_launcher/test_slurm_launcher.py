@@ -2,6 +2,7 @@
 failing tasks and jobs among finishing ones, and resubmission of finished, queued and stopped plans."""
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -228,3 +229,39 @@ def test_time_limit_checkpoints_requeues_and_finishes(slurm_cluster, tmp_path):
     history = subprocess.run(["sacct", "-D", "-X", "-n", "-P", "-o", "State", "-j", job],
                              capture_output=True, text=True, check=True).stdout.split()
     assert history == ["REQUEUED"] * (sessions - 1) + ["COMPLETED"]  # never killed at the limit (TIMEOUT)
+
+
+def test_two_submissions_at_once_never_write_the_run_together(slurm_cluster, tmp_path):
+    """Two terminals submit the same plan at once: at most one job writes the run, the other leaves it."""
+    submissions = [subprocess.Popen([sys.executable, "-m", "harness.run", *LONG], cwd=tmp_path, text=True,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(2)]
+    outputs = [p.communicate(timeout=180)[0] for p in submissions]
+    assert all(p.returncode in (0, 3) for p in submissions), outputs
+    run = run_of(tmp_path, "CartPole-v1")
+    wait_until(lambda: run.read_status()["state"] == "done", 180, "the run to finish")
+    started = re.findall(r"=== SLURM job (\S+) on", run.log.read_text())  # every task that ran, in order
+    assert 1 <= len(started) <= 2 and sum("submitted 1 runs" in out for out in outputs) == len(started), outputs
+    wait_until(lambda: set(query_states(started).values()) == {"completed"}, 180, "every job to complete")
+    meta = check_record(run, 100000, sessions=1)  # one session: the loop ran once, in one job
+    writer = run.read_status()["slurm_job_id"]
+    assert meta["slurm_job_ids"] == [writer] and writer in started
+    if len(started) == 2:  # both were submitted: the second task waited for the lock, then found the run done
+        assert "=== the run was finished by the holder of its lock" in run.log.read_text()
+
+
+def test_a_local_launch_leaves_a_run_held_by_a_slurm_job_alone(slurm_cluster, tmp_path):
+    longer = (*BASE, "task=CartPole-v1", "steps=600000", "run.log_every=1")  # 15-30 s: time to try
+    result = cli("harness.run", *longer, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    run = run_of(tmp_path, "CartPole-v1")
+    job = run.read_status()["slurm_job_id"]
+    wait_until_running(run)
+    local = [a for a in longer if not a.startswith(("launcher", "cluster"))]
+    plan = cli("harness.run", *local, "--plan", cwd=tmp_path)
+    assert "running elsewhere" in plan.stdout and "1 running elsewhere" in plan.stdout, plan.stdout
+    again = cli("harness.run", *local, cwd=tmp_path)
+    assert again.returncode == 3 and "running elsewhere" in again.stdout and f"SLURM job {job}" in again.stdout
+    shown = cli("harness.status", "runs", cwd=tmp_path)
+    assert "running" in shown.stdout and "holder" in shown.stdout, shown.stdout
+    wait_until(lambda: query_states([job])[job] == "completed", 180, "the job to complete")
+    check_record(run, 600000, sessions=1)
