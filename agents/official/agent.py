@@ -5,7 +5,7 @@ worker and drives `server.py` in a `.venv-official` python over two pipes (wire.
 Python values cross, the official agent, replay and policy states stay on the server. The settings
 are ours, translated to official flags (`official_settings`): size, train ratio, batch, replay,
 compute dtype and seed as in `agent=dreamerv3`; anything else the official config holds can be set
-with `agent.flags`, e.g. `agent.flags={agent.opt.lr: 3e-4}`.
+with `agent.flags` (a dict of dotted official keys), e.g. `+agent.flags.agent.opt.lr=3e-4`.
 
 The server exits when its pipe closes or its parent pid changes, so it dies with the worker, also
 when the worker is SIGKILLed. When it dies first, the worker fails with its last output.
@@ -27,7 +27,7 @@ import numpy as np
 
 from agents.base import LOOP_KEYS
 from agents.official import wire
-from agents.official.configs import CONFIGS
+from agents.official.configs import CONFIGS, DEFAULTS
 from agents.official.setup import REPO_ROOT, OfficialSetupError, official_python
 
 TAIL_LINES = 40
@@ -53,10 +53,26 @@ def validate(config: dict[str, Any]) -> None:
     for key in ("train_ratio", "batch_size", "batch_length"):
         if not float(config[key]) > 0:
             raise ValueError(f"agent.{key} must be positive, got {config[key]}")
+    for key in flat_flags(config["flags"] or {}):
+        node = DEFAULTS
+        for part in key.split("."):  # the official config refuses unknown keys; say so before the run
+            if not isinstance(node, dict) or part not in node:
+                valid = ", ".join(node) if isinstance(node, dict) else "none (a value)"
+                raise ValueError(f"unknown official config key '{key}' in agent.flags; valid keys there: {valid}")
+            node = node[part]
     try:
         official_python()
     except OfficialSetupError as error:
         raise ValueError(str(error)) from None
+
+
+def flat_flags(flags: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Official flags as dotted keys: `{agent.opt.lr: x}` and `{agent: {opt: {lr: x}}}` alike."""
+    out: dict[str, Any] = {}
+    for key, value in flags.items():
+        name = f"{prefix}{key}"
+        out.update(flat_flags(value, name + ".") if isinstance(value, dict) else {name: value})
+    return out
 
 
 def _space(space: gym.Space) -> list:
@@ -80,7 +96,7 @@ def official_settings(config: dict[str, Any], obs_space: gym.spaces.Dict, act_sp
         "seed": seed, "batch_size": int(config["batch_size"]), "batch_length": int(config["batch_length"]),
         "run.train_ratio": float(config["train_ratio"]), "run.envs": num_envs,
         "replay.size": float(config["replay"]["capacity"]), "replay.online": bool(config["replay"]["online"]),
-        "jax.compute_dtype": dtype, **(config["flags"] or {}),
+        "jax.compute_dtype": dtype, **flat_flags(config["flags"] or {}),
     }
     obs = {k: _space(s) for k, s in obs_space.spaces.items()}
     obs.update({k: ["float32", []] if k == "reward" else ["bool", []] for k in FLAGS})

@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 import traceback
-from typing import Any
+from typing import Any, BinaryIO
 
 import elements
 import numpy as np
@@ -126,7 +126,8 @@ class Server:
 
     def _summary(self, metrics: list[dict[str, Any]]) -> dict[str, float]:
         """The mean of each scalar train metric (the agent returns the previous update's), and counters."""
-        keys = {k for m in metrics for k, v in m.items() if np.ndim(v) == 0 and np.issubdtype(np.asarray(v).dtype, np.number)}
+        keys = {k for m in metrics for k, v in m.items()
+                if np.ndim(v) == 0 and np.issubdtype(np.asarray(v).dtype, np.number)}
         out = {f"train/{k}": float(np.mean([m[k] for m in metrics if k in m])) for k in sorted(keys)}
         out["train/updates"] = float(int(self.agent.n_updates))
         out["replay/items"] = float(len(self.replay))
@@ -163,13 +164,14 @@ def _exit_with_parent(parent: int) -> None:
             os._exit(1)
 
 
-def serve(requests, replies) -> None:
+def serve(requests: BinaryIO, replies: BinaryIO) -> Server | None:
+    """Answer requests until the pipe closes; returns the server, for its cleanup."""
     server = None
     while True:
         try:
             command, kwargs = wire.receive(requests)
         except EOFError:
-            return
+            return server
         try:
             if command == "init":
                 server = Server(**kwargs)
@@ -186,7 +188,9 @@ def main() -> None:
         signal.signal(sig, signal.SIG_IGN)
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     with os.fdopen(int(sys.argv[1]), "rb") as requests, os.fdopen(int(sys.argv[2]), "wb") as replies:
-        serve(requests, replies)
+        server = serve(requests, replies)
+    if server is not None:
+        server.scratch.cleanup()
     sys.stdout.flush()
     os._exit(0)  # the official prefetch thread may still wait for a batch
 
