@@ -82,7 +82,9 @@ def test_sigterm_then_rerun_resumes_and_finishes(tmp_path, run_cli, official_pyt
     metrics = [json.loads(line) for line in run.metrics.read_text().splitlines()]
     after = [m for m in metrics if m["agent_step"] > stopped_at and "train/updates" in m]
     assert after and after[0]["train/updates"] > saved_updates  # the official counters came back
-    assert after[0]["replay/items"] > stopped_at - 8  # and its replay (items: steps minus a window)
+    # and its replay: a sequence item per stored step after the first 8 (batch length 8 + 1 context
+    # step); a new replay would hold only the items of the few steps since the resume
+    assert after[0]["replay/items"] >= stopped_at - 10
     assert all(np.isfinite(v) for m in metrics for k, v in m.items() if k.startswith("train/"))
 
     data = load_run(run.path)
