@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import collections
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import weakref
 from pathlib import Path
@@ -108,11 +110,12 @@ class _Server:
     """The server process and its pipes; `call` sends one request and returns its result."""
 
     def __init__(self, python: Path) -> None:
+        self.scratch = tempfile.mkdtemp(prefix="dreamerv3-official-")  # the official logdir: an empty replay folder
         request_read, self._request_write = os.pipe()
         self._reply_read, reply_write = os.pipe()
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
         self.process = subprocess.Popen(
-            [str(python), "-u", "-m", "agents.official.server", str(request_read), str(reply_write)],
+            [str(python), "-u", "-m", "agents.official.server", str(request_read), str(reply_write), self.scratch],
             pass_fds=(request_read, reply_write), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=env)
         os.close(request_read)  # only the server holds its ends: our exit is its EOF
@@ -122,7 +125,7 @@ class _Server:
         self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         self.reader = threading.Thread(target=self._forward_output, daemon=True)
         self.reader.start()
-        self._finalizer = weakref.finalize(self, _shut_down, self.process, self.requests, self.replies)
+        self._finalizer = weakref.finalize(self, _shut_down, self.process, self.scratch, self.requests, self.replies)
 
     def _forward_output(self) -> None:
         """The server's output goes to the run log; the last lines are kept for error messages."""
@@ -149,7 +152,7 @@ class _Server:
         self._finalizer()
 
 
-def _shut_down(process: subprocess.Popen, *pipes: Any) -> None:
+def _shut_down(process: subprocess.Popen, scratch: str, *pipes: Any) -> None:
     for pipe in pipes:
         pipe.close()
     try:
@@ -157,6 +160,7 @@ def _shut_down(process: subprocess.Popen, *pipes: Any) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+    shutil.rmtree(scratch, ignore_errors=True)
 
 
 class OfficialDreamerAgent:

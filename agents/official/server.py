@@ -1,6 +1,6 @@
 """The official DreamerV3 agent and replay, served to `agent.py` over two pipes; runs in .venv-official.
 
-    .venv-official/bin/python -m agents.official.server REQUEST_FD REPLY_FD
+    .venv-official/bin/python -m agents.official.server REQUEST_FD REPLY_FD SCRATCH_DIR
 
 `agent.py` starts this process; it is not a user command. Each request is (command, kwargs) and each
 reply ('ok', result) or ('error', traceback) (wire.py). Commands: `init` (build the agent from the
@@ -21,9 +21,9 @@ from __future__ import annotations
 import os
 import pathlib
 import pickle
+import shutil
 import signal
 import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -57,9 +57,9 @@ def spaces(described: dict[str, list]) -> dict[str, elements.Space]:
 
 
 class Server:
-    def __init__(self, configs: list[str], flags: dict[str, Any], obs: dict, act: dict, num_envs: int) -> None:
-        self.scratch = tempfile.TemporaryDirectory(prefix="dreamerv3-official-")
-        config = official_config(configs, {**flags, "logdir": self.scratch.name})
+    def __init__(self, configs: list[str], flags: dict[str, Any], obs: dict, act: dict, num_envs: int,
+                 scratch: str) -> None:
+        config = official_config(configs, {**flags, "logdir": scratch})  # holds only an empty replay folder
         self.config, self.num_envs = config, num_envs
         self.obs_space, self.act_space = spaces(obs), spaces(act)
         # as dreamerv3.main.make_agent, with the profiler off and compiling on first use
@@ -157,24 +157,25 @@ class Server:
         self.steps, self.should_train._prev = counters["steps"], counters["ratio_prev"]
 
 
-def _exit_with_parent(parent: int) -> None:
+def _exit_with_parent(parent: int, scratch: str) -> None:
     while True:
         time.sleep(PARENT_CHECK_S)
         if os.getppid() != parent:
+            shutil.rmtree(scratch, ignore_errors=True)
             os._exit(1)
 
 
-def serve(requests: BinaryIO, replies: BinaryIO) -> Server | None:
-    """Answer requests until the pipe closes; returns the server, for its cleanup."""
+def serve(requests: BinaryIO, replies: BinaryIO, scratch: str) -> None:
+    """Answer requests until the pipe closes."""
     server = None
     while True:
         try:
             command, kwargs = wire.receive(requests)
         except EOFError:
-            return server
+            return
         try:
             if command == "init":
-                server = Server(**kwargs)
+                server = Server(**kwargs, scratch=scratch)
                 result = None
             else:
                 result = getattr(server, command)(**kwargs)
@@ -186,11 +187,11 @@ def serve(requests: BinaryIO, replies: BinaryIO) -> Server | None:
 def main() -> None:
     for sig in STOP_SIGNALS:  # the worker decides when to stop, and needs this process to checkpoint
         signal.signal(sig, signal.SIG_IGN)
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+    scratch = sys.argv[3]
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(), scratch), daemon=True).start()
     with os.fdopen(int(sys.argv[1]), "rb") as requests, os.fdopen(int(sys.argv[2]), "wb") as replies:
-        server = serve(requests, replies)
-    if server is not None:
-        server.scratch.cleanup()
+        serve(requests, replies, scratch)
+    shutil.rmtree(scratch, ignore_errors=True)  # also when the parent was killed (it removes it otherwise)
     sys.stdout.flush()
     os._exit(0)  # the official prefetch thread may still wait for a batch
 

@@ -37,7 +37,7 @@ config = yaml.safe_load(open('harness/config/agent/dreamerv3_official.yaml'))
 config.update(size='1m', batch_size=2, batch_length=8)
 obs = gym.spaces.Dict({'position': gym.spaces.Box(-np.inf, np.inf, (3,), np.float32)})
 agent = OfficialDreamerAgent(config, obs, gym.spaces.Discrete(3), 1, 0)
-print(agent.server.process.pid, flush=True)
+print(agent.server.process.pid, agent.server.scratch, flush=True)
 time.sleep(600)
 """]
 
@@ -95,7 +95,8 @@ def test_sigterm_then_rerun_resumes_and_finishes(tmp_path, run_cli, official_pyt
 def test_the_server_dies_with_its_parent(tmp_path, official_python):
     parent = subprocess.Popen(SERVER, cwd=setup.REPO_ROOT, stdout=subprocess.PIPE, text=True)
     try:
-        server_pid = int(parent.stdout.readline())
+        pid, scratch = parent.stdout.readline().split()
+        server_pid = int(pid)
         assert alive(server_pid)
     finally:
         parent.kill()  # SIGKILL: nothing of the parent's code runs
@@ -104,6 +105,7 @@ def test_the_server_dies_with_its_parent(tmp_path, official_python):
     while alive(server_pid):
         assert time.monotonic() < deadline, f"the server {server_pid} outlived its SIGKILLed parent"
         time.sleep(0.1)
+    assert not os.path.exists(scratch)
 
 
 def test_a_dead_server_fails_with_its_output(official_python):
@@ -118,6 +120,8 @@ def test_a_dead_server_fails_with_its_output(official_python):
     os.kill(agent.server.process.pid, signal.SIGKILL)
     with pytest.raises(official_agent.OfficialServerError, match=r"exited with code -9 during 'act'.*"):
         agent.act(step, state, "train")
+    agent.server.close()
+    assert not os.path.exists(agent.server.scratch)
 
 
 def test_a_missing_official_venv_names_the_setup_command(tmp_path, monkeypatch):
