@@ -10,9 +10,9 @@ image, 17 discrete actions).
 
 Tolerance: float32, relative 1e-5, plus an absolute 1e-6 x the largest magnitude of the compared array
 for entries that are sums cancelling to near zero (relative error is meaningless there). Looser, 1e-4
-and 1e-5 x the largest magnitude (`LOOSE`): what descends from twohot means (lambda-returns, the policy
-loss, gradients and the parameters they move): a mean sum_i p_i b_i over bins up to +-4.85e8 cancels to values near 1e-3, and the two
-codes sum in different orders (ours left and right halves, the official a mirrored pairwise sum that XLA
+and 1e-5 x the largest magnitude (`LOOSE`): what descends from twohot means (imagined rewards,
+lambda-returns, the policy loss, gradients and the parameters they move): a mean sum_i p_i b_i over bins
+up to +-4.85e8 cancels to values near 1e-3, and the two codes sum in different orders (ours left and right halves, the official a mirrored pairwise sum that XLA
 reorders), so its float32 rounding is about 1e-7 absolute; measured worst: returns 4e-8 absolute on
 entries near 1e-4, policy loss 1.8e-5 relative, a gradient entry 1.7e-7 absolute (7.8e-5 relative), a
 bias after ten steps 1.8e-11 absolute (1.8e-5 relative; zero-initialised, so it is all update).
