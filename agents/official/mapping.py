@@ -4,8 +4,8 @@ Our parameters are a nested dict (learner.Learner.init: params plus the slow cri
 official ones a flat dict of `module/sub/name` arrays (`agent.params`). `RULES` renames our paths; two
 leaves also change layout:
 - the policy's output layer: ours is one Linear to [mean, std] (2A outputs), the official code has two,
-  `pol/head/<key>/mean` and `.../stddev` (A each);
-  (continuous actions only; a discrete policy's logits are one layer on both sides);
+  `pol/head/<key>/mean` and `.../stddev` (A each), for continuous actions (a discrete policy's logits
+  are one layer on both sides);
 - the vector decoder's first layer: ours reads concat(deter, stoch), the official concat(stoch, deter),
   so its kernel rows are the same blocks in the other order;
 - the image decoder's convs: ours are listed from the low resolution up, the official ones are named by
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Collection
 
 import numpy as np
 
@@ -184,7 +184,7 @@ def to_ours(official: dict[str, np.ndarray], like_params: dict, like_slow: dict)
     return _unflatten(like_params, out, ""), _unflatten(like_slow, out, "slowval/")
 
 
-def _discrete(official_names) -> bool:
+def _discrete(official_names: Collection[str]) -> bool:
     """Whether the official policy is categorical (its output layer is `pol/head/action/logits`)."""
     return "pol/head/action/logits/kernel" in official_names
 
