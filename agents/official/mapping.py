@@ -4,9 +4,12 @@ Our parameters are a nested dict (learner.Learner.init: params plus the slow cri
 official ones a flat dict of `module/sub/name` arrays (`agent.params`). `RULES` renames our paths; two
 leaves also change layout:
 - the policy's output layer: ours is one Linear to [mean, std] (2A outputs), the official code has two,
-  `pol/head/<key>/mean` and `.../stddev` (A each);
+  `pol/head/<key>/mean` and `.../stddev` (A each), for continuous actions (a discrete policy's logits
+  are one layer on both sides);
 - the vector decoder's first layer: ours reads concat(deter, stoch), the official concat(stoch, deter),
-  so its kernel rows are the same blocks in the other order.
+  so its kernel rows are the same blocks in the other order;
+- the image decoder's convs: ours are listed from the low resolution up, the official ones are named by
+  the encoder stage they mirror (`conv2`, `conv1`, `conv0`) and the last is `imgout`.
 Every element of every parameter on either side is covered exactly once, or the mapping fails: a
 parameter of either side without a counterpart is an error. Official state that is not a parameter
 (optimiser, return/value/advantage normalisers, the slow critic's update counter) is `STATE_PREFIXES`; the normaliser is compared apart.
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Collection
 
 import numpy as np
 
@@ -45,7 +48,16 @@ RULES = (  # (our path pattern, official name) after `slow_val` is renamed `slow
     (r"^(rew|val|slowval)/out/", r"\1/head/logits/"),
     (r"^con/out/", "con/head/logit/"),
     (r"^dec/out/([^/]+)/", r"dec/vec/\1/pred/"),
+    (r"^enc/convs/(\d+)/conv/", r"enc/cnn\1/"),
+    (r"^enc/convs/(\d+)/norm/", r"enc/cnn\1norm/"),
+    (r"^dec/image/deter/", "dec/sp0/"),
+    (r"^dec/image/stoch/lin/", "dec/sp1/"),
+    (r"^dec/image/stoch/norm/", "dec/sp1norm/"),
+    (r"^dec/image/stoch_out/", "dec/sp2/"),
+    (r"^dec/image/norm/", "dec/spnorm/"),
+    (r"^pol/out/", "pol/head/action/logits/"),  # discrete actions; continuous ones are split in `entries`
 )
+DECODER_CONV = re.compile(r"^dec/image/(convs|norms)/(\d+)/")
 LEAVES = {"w": "kernel", "b": "bias", "scale": "scale"}
 
 
@@ -85,11 +97,25 @@ def _official_name(path: str) -> str:
     raise MappingError(f"our parameter {path} has no official counterpart (no rule in mapping.RULES)")
 
 
-def entries(ours: dict[str, np.ndarray], stoch_flat: int) -> list[Entry]:
-    """The entries for our flat parameters (`flatten` of params, with the slow critic as `slowval/...`)."""
+def _decoder_conv_name(path: str, match: re.Match, convs: int) -> str:
+    """Our image decoder's convs[j] (and norms[j], which follow convs[j]) for j < convs - 1 is the
+    official `conv{convs - 2 - j}` (`...norm`); the last conv is `imgout`."""
+    kind, j = match.group(1), int(match.group(2))
+    leaf = LEAVES[path.rpartition("/")[2]]
+    if kind == "convs" and j == convs - 1:
+        return f"dec/imgout/{leaf}"
+    return f"dec/conv{convs - 2 - j}{'norm' if kind == 'norms' else ''}/{leaf}"
+
+
+def entries(ours: dict[str, np.ndarray], stoch_flat: int, discrete: bool) -> list[Entry]:
+    """The entries for our flat parameters (`flatten` of params, with the slow critic as `slowval/...`);
+    `discrete`: the policy outputs logits (one official layer) rather than [mean, std] (two)."""
     table, every = [], slice(None)
+    convs = len({p.split("/")[3] for p in ours if p.startswith("dec/image/convs/")})
     for path, value in ours.items():
-        if re.match(r"^pol/out/", path):
+        if match := DECODER_CONV.match(path):
+            table.append(Entry(_decoder_conv_name(path, match, convs), (), path, ()))
+        elif re.match(r"^pol/out/", path) and not discrete:
             half = value.shape[-1] // 2
             leaf = LEAVES[path.rpartition("/")[2]]
             for part, cols in (("mean", slice(0, half)), ("stddev", slice(half, None))):
@@ -124,7 +150,7 @@ def to_official(params: dict, slow_val: dict, official_shapes: dict[str, tuple])
     shapes = {k: tuple(v) for k, v in official_shapes.items() if not k.startswith(STATE_PREFIXES)}
     out = {k: np.zeros(s, np.float32) for k, s in shapes.items()}
     counts = {k: np.zeros(s, np.int32) for k, s in shapes.items()}
-    for entry in entries(ours, stoch):
+    for entry in entries(ours, stoch, _discrete(shapes)):
         if entry.official not in out:
             raise MappingError(f"our {entry.ours} maps to {entry.official}, which the official agent lacks")
         source = ours[entry.ours][entry.our_index]
@@ -145,7 +171,7 @@ def to_ours(official: dict[str, np.ndarray], like_params: dict, like_slow: dict)
     out = {k: np.zeros(v.shape, np.float32) for k, v in ours.items()}
     counts = {k: np.zeros(v.shape, np.int32) for k, v in ours.items()}
     used = set()
-    for entry in entries(ours, stoch):
+    for entry in entries(ours, stoch, _discrete(official)):
         if entry.official not in official:
             raise MappingError(f"the official side has no {entry.official} (for our {entry.ours})")
         out[entry.ours][entry.our_index] = official[entry.official][entry.official_index]
@@ -156,6 +182,11 @@ def to_ours(official: dict[str, np.ndarray], like_params: dict, like_slow: dict)
         raise MappingError(f"official parameters without a counterpart in ours: {extra}")
     _check_covered(out, counts, "our")
     return _unflatten(like_params, out, ""), _unflatten(like_slow, out, "slowval/")
+
+
+def _discrete(official_names: Collection[str]) -> bool:
+    """Whether the official policy is categorical (its output layer is `pol/head/action/logits`)."""
+    return "pol/head/action/logits/kernel" in official_names
 
 
 def _stoch_flat(ours: dict[str, np.ndarray]) -> int:

@@ -1,18 +1,24 @@
 """The official side of the equivalence test; runs in .venv-official.
 
     python official_side.py shapes SETTINGS.json OUT.json    # parameter names and shapes
-    python official_side.py train IN.npz OUT.npz             # one train step
+    python official_side.py train IN.npz OUT.npz             # one policy step, then train steps
 
 IN (.npz): `param/<official name>` for every parameter (the mapped weights of our agent), `batch/<key>`
-for the batch (B x T+1, step 0 is the replay context) and `config` (JSON: size overrides, spaces).
-OUT (.npz): what one official train step computed, captured with jax.debug.callback (test-only):
-tokens, post_logit, prior_logit, loss/<term> (B, T), imag/<ret|rew|con> (B*T, H+1 or H),
-grad/<official name>, and after<N>/<official name> (parameters, slow critic, normaliser after
-the first and the last of `steps` train steps on the same batch).
+for the batch (B x T+1, step 0 is the replay context), `policy/<key>` for one policy step (observations
+and `carry/deter`, `carry/stoch`, `carry/action`, one row per environment) and `settings` (JSON: size
+configs, spaces, steps).
+OUT (.npz): what the official agent computed, captured with jax.debug.callback (test-only): the policy
+step's distribution (policy/mean and policy/stddev, or policy/logp), action (policy/action) and new
+latent (policy/deter, policy/stoch); of the first train step tokens, post_logit, prior_logit,
+loss/<term> (B, T), the imagined trajectory imag/<deter|stoch> (B*T, H, ...: the start state excluded),
+imag/<act|ret|rew|con> (B*T, H+1 or H), grad/<official name>; and after<N>/<official name>
+(parameters, slow critic, normaliser after the first and the last of `steps` train steps on the same
+batch).
 
 Test-only injection of the random draws, the same on both sides: every sample is the distribution's
-mode (latents: the one-hot argmax with straight-through gradients, `OneHot.pred`), and every continuous
-action is mean + 0.5 x std (a fixed draw: at the mean itself the actor's gradient for its mean is 0).
+mode (latents: the one-hot argmax with straight-through gradients, `OneHot.pred`; discrete actions: the
+argmax, `Categorical.pred`), and every continuous action is mean + 0.5 x std (a fixed draw: at the mean
+itself the actor's gradient for its mean is 0).
 """
 
 import json
@@ -20,6 +26,7 @@ import sys
 
 import elements
 import jax
+import ninjax as nj
 import numpy as np
 import optax
 import ruamel.yaml as yaml
@@ -33,6 +40,7 @@ from embodied.jax import internal
 
 CAPTURED: dict[str, np.ndarray] = {}
 POLICY_NOISE = 0.5  # the fixed standard-normal draw of every continuous action (test_equivalence.py)
+IN_POLICY_STEP = [False]  # set while Agent.policy is traced, so that `sample` captures its distribution
 
 
 def capture(name, value):
@@ -42,6 +50,30 @@ def capture(name, value):
 def patch() -> None:
     outs.OneHot.sample = lambda self, seed, shape=(): self.pred()
     outs.Normal.sample = lambda self, seed, shape=(): self.mean + POLICY_NOISE * self.stddev
+    outs.Categorical.sample = lambda self, seed, shape=(): self.pred()
+
+    def sample_with_capture(dists):
+        if IN_POLICY_STEP[0]:
+            dist = getattr(dists["action"], "output", dists["action"])  # continuous heads wrap it in Agg
+            if isinstance(dist, outs.Categorical):
+                capture("policy/logp", jax.nn.log_softmax(dist.logits, -1))
+            else:
+                capture("policy/mean", dist.mean)
+                capture("policy/stddev", dist.stddev)
+        return jax.tree.map(lambda x: x.sample(nj.seed()), dists)
+
+    official_agent.sample = sample_with_capture
+
+    policy = official_agent.Agent.policy
+
+    def policy_with_capture(self, carry, obs, mode="train"):
+        IN_POLICY_STEP[0] = True
+        try:
+            return policy(self, carry, obs, mode)
+        finally:
+            IN_POLICY_STEP[0] = False
+
+    official_agent.Agent.policy = policy_with_capture
 
     loss = official_agent.Agent.loss
 
@@ -66,6 +98,17 @@ def patch() -> None:
         return logit
 
     official_rssm.RSSM._prior = prior_with_capture
+
+    imagine = official_rssm.RSSM.imagine
+
+    def imagine_with_capture(self, carry, policy, length, training, single=False):
+        result = imagine(self, carry, policy, length, training, single)
+        if not single:
+            capture("imag/deter", result[1]["deter"])
+            capture("imag/stoch", result[1]["stoch"])
+        return result
+
+    official_rssm.RSSM.imagine = imagine_with_capture
 
     imag_loss = official_agent.imag_loss
 
@@ -113,6 +156,24 @@ def shapes(inp: str, out: str) -> None:
     pathlib.Path(out).write_text(json.dumps({k: list(v.shape) for k, v in agent.params.items()}))
 
 
+def policy_step(agent, given: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """One `agent.policy` call from the given latent and previous action on the given observations."""
+    enc, dyn, dec, prevact = agent.init_policy(len(given["is_first"]))  # one device array per environment
+
+    def rows(initial: list, value: np.ndarray) -> list:  # on the initial carry's devices (transfer guard)
+        return [jax.device_put(v.astype(x.dtype), x.sharding) for x, v in zip(initial, value)]
+
+    carry = (enc, {k: rows(dyn[k], given.pop(f"carry/{k}")) for k in ("deter", "stoch")}, dec,
+             {"action": rows(prevact["action"], given.pop("carry/action"))})
+    carry, acts, _ = agent.policy(carry, given, mode="train")
+    jax.effects_barrier()
+    result = {k: v for k, v in CAPTURED.items() if k.startswith("policy/")}
+    result.update({"policy/action": np.asarray(acts["action"]),
+                   "policy/deter": np.stack(carry[1]["deter"]), "policy/stoch": np.stack(carry[1]["stoch"])})
+    CAPTURED.clear()
+    return result
+
+
 def train(inp: str, out: str) -> None:
     patch()
     given = dict(np.load(inp))
@@ -127,10 +188,12 @@ def train(inp: str, out: str) -> None:
         if old.shape != value.shape:
             sys.exit(f"{name}: official shape {old.shape}, given {value.shape}")
         agent.params[name] = jax.device_put(value.astype(old.dtype), old.sharding)
+    agent.policy_params = internal.move({k: agent.params[k].copy() for k in agent.policy_keys},
+                                        agent.policy_params_sharding)  # as Agent.load does
+    result = policy_step(agent, {k.removeprefix("policy/"): v for k, v in given.items() if k.startswith("policy/")})
     data = {k.removeprefix("batch/"): v for k, v in given.items() if k.startswith("batch/")}
     B = data["is_first"].shape[0]
     data = internal.device_put(data, agent.train_sharded)  # as the official batch stream does
-    result = {}
     for step in range(1, settings["steps"] + 1):  # the same batch every step
         agent.train(agent.init_train(B), {**data, "seed": agent._seeds(0, agent.train_mirrored)})
         jax.effects_barrier()

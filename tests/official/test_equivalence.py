@@ -4,14 +4,15 @@ The official agent runs in .venv-official (tests/official/official_side.py, in a
 Both get the same parameters (ours, mapped onto the official names by agents/official/mapping.py) and
 the same batch of B x (T + 1) steps (step 0 is the replay context). Random draws are fixed the same way
 on both sides, test-only: latent samples are modes (one-hot argmax with the straight-through gradient),
-continuous actions mean + 0.5 x std. Size 1m, float32, DMC cartpole shapes (position 3 + velocity 2,
-one bounded action).
+continuous actions mean + 0.5 x std, discrete actions the argmax. Size 1m, float32, two configurations
+(`CASES`): DMC cartpole shapes (position 3 + velocity 2, one bounded action) and Crafter shapes (a 64x64x3
+image, 17 discrete actions).
 
 Tolerance: float32, relative 1e-5, plus an absolute 1e-6 x the largest magnitude of the compared array
 for entries that are sums cancelling to near zero (relative error is meaningless there). Looser, 1e-4
-and 1e-5 x the largest magnitude (`LOOSE`): what descends from twohot means (lambda-returns, the policy
-loss, gradients and the parameters they move): a mean sum_i p_i b_i over bins up to +-4.85e8 cancels to values near 1e-3, and the two
-codes sum in different orders (ours left and right halves, the official a mirrored pairwise sum that XLA
+and 1e-5 x the largest magnitude (`LOOSE`): what descends from twohot means (imagined rewards,
+lambda-returns, the policy loss, gradients and the parameters they move): a mean sum_i p_i b_i over bins
+up to +-4.85e8 cancels to values near 1e-3, and the two codes sum in different orders (ours left and right halves, the official a mirrored pairwise sum that XLA
 reorders), so its float32 rounding is about 1e-7 absolute; measured worst: returns 4e-8 absolute on
 entries near 1e-4, policy loss 1.8e-5 relative, a gradient entry 1.7e-7 absolute (7.8e-5 relative), a
 bias after ten steps 1.8e-11 absolute (1.8e-5 relative; zero-initialised, so it is all update).
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import gymnasium as gym
@@ -30,7 +32,7 @@ import numpy as np
 import pytest
 import yaml
 
-from agents.dreamer import codecs, config as dreamer_config, dists, policies
+from agents.dreamer import codecs, config as dreamer_config, dists, heads
 from agents.dreamer.learner import Learner
 from agents.dreamer.rssm import CategoricalLatent
 from agents.official import mapping
@@ -41,8 +43,26 @@ SIDE = Path(__file__).with_name("official_side.py")
 B, T = 2, 8
 POLICY_NOISE = 0.5  # the fixed standard-normal draw of every continuous action
 STEPS = 10  # the parameters are compared after the first and the tenth warm-up step
-OBS = {"position": 3, "velocity": 2}
 RTOL = 1e-5
+
+
+@dataclass(frozen=True)
+class Case:
+    """One configuration both agents are built for: observation shapes, and the number of discrete
+    actions (None: one bounded continuous action)."""
+
+    obs: dict[str, tuple[int, ...]]
+    actions: int | None = None
+    size: str = "1m"
+
+    def is_image(self, key: str) -> bool:
+        return len(self.obs[key]) == 3
+
+
+CASES = {
+    "vector": Case({"position": (3,), "velocity": (2,)}),  # DMC cartpole
+    "image": Case({"image": (64, 64, 3)}, actions=17),  # Crafter
+}
 
 
 LOOSE = (1e-4, 1e-5)
@@ -56,27 +76,35 @@ def close(ours, official, what: str, tolerance: tuple[float, float] = (RTOL, 1e-
     np.testing.assert_allclose(ours, official, rtol=rtol, atol=atol, err_msg=what)
 
 
-def our_learner() -> Learner:
+def our_learner(case: Case) -> Learner:
     cfg = yaml.safe_load((REPO / "harness" / "config" / "agent" / "dreamerv3.yaml").read_text())
-    cfg.update(size="1m", compute_dtype="float32")
-    obs = gym.spaces.Dict({k: gym.spaces.Box(-np.inf, np.inf, (n,), np.float32) for k, n in OBS.items()})
-    return Learner(dreamer_config.resolve(cfg), obs, gym.spaces.Box(-1.0, 1.0, (1,), np.float32))
+    cfg.update(size=case.size, compute_dtype="float32")
+    obs = gym.spaces.Dict({
+        k: gym.spaces.Box(0, 255, shape, np.uint8) if case.is_image(k) else
+        gym.spaces.Box(-np.inf, np.inf, shape, np.float32) for k, shape in case.obs.items()})
+    act = gym.spaces.Discrete(case.actions) if case.actions else gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+    return Learner(dreamer_config.resolve(cfg), obs, act)
 
 
-def settings(tmp: Path) -> dict:
-    obs = {k: ["float32", [n]] for k, n in OBS.items()}
+def settings(case: Case, tmp: Path) -> dict:
+    obs = {k: ["uint8", list(s), 0, 255] if case.is_image(k) else ["float32", list(s)] for k, s in case.obs.items()}
     obs.update(reward=["float32", []], is_first=["bool", []], is_last=["bool", []], is_terminal=["bool", []])
-    return {"configs": ["size1m", "cpu"], "flags": {"batch_size": B, "batch_length": T}, "steps": STEPS,
-            "obs": obs, "act": {"action": ["float32", [1], -1.0, 1.0]}, "logdir": str(tmp / "logdir")}
+    act = ["int32", [], 0, case.actions] if case.actions else ["float32", [1], -1.0, 1.0]
+    return {"configs": [f"size{case.size}", "cpu"], "flags": {"batch_size": B, "batch_length": T}, "steps": STEPS,
+            "obs": obs, "act": {"action": act}, "logdir": str(tmp / "logdir")}
 
 
-def batch(learner: Learner) -> dict[str, np.ndarray]:
+def batch(learner: Learner, case: Case) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
     deter, stoch = learner.cfg["rssm"]["deter"], learner.rssm.latent.flat_dim
     classes = learner.cfg["rssm"]["classes"]
-    data = {k: rng.normal(size=(B, T + 1, n)).astype(np.float32) for k, n in OBS.items()}
-    data.update(reward=rng.normal(size=(B, T + 1)).astype(np.float32),
-                action=rng.uniform(-1, 1, (B, T + 1, 1)).astype(np.float32),
+    data = {k: rng.integers(0, 256, (B, T + 1, *s), np.uint8) if case.is_image(k) else
+            rng.normal(size=(B, T + 1, *s)).astype(np.float32) for k, s in case.obs.items()}
+    if case.actions:  # ours are one-hot vectors, the official ones indices
+        action = np.eye(case.actions, dtype=np.float32)[rng.integers(0, case.actions, (B, T + 1))]
+    else:
+        action = rng.uniform(-1, 1, (B, T + 1, 1)).astype(np.float32)
+    data.update(reward=rng.normal(size=(B, T + 1)).astype(np.float32), action=action,
                 is_first=np.zeros((B, T + 1), bool), is_last=np.zeros((B, T + 1), bool),
                 is_terminal=np.zeros((B, T + 1), bool))
     data["is_terminal"][0, 4] = data["is_last"][0, 4] = data["is_first"][0, 5] = True
@@ -85,10 +113,15 @@ def batch(learner: Learner) -> dict[str, np.ndarray]:
     return data
 
 
-def official_batch(data: dict, learner: Learner) -> dict[str, np.ndarray]:
+def official_action(action: np.ndarray, case: Case) -> np.ndarray:
+    return action.argmax(-1).astype(np.int32) if case.actions else action
+
+
+def official_batch(data: dict, learner: Learner, case: Case) -> dict[str, np.ndarray]:
     """The same batch as the official replay gives it: context latents as dyn/* entries of every step."""
     classes = learner.cfg["rssm"]["classes"]
     out = {k: v for k, v in data.items() if k not in ("deter", "stoch")}
+    out["action"] = official_action(data["action"], case)
     out["dyn/deter"] = np.repeat(data["deter"][:, None], T + 1, 1)
     out["dyn/stoch"] = np.repeat(data["stoch"].reshape(B, 1, -1, classes), T + 1, 1)
     out["consec"] = np.zeros((B, T + 1), np.int32)
@@ -96,18 +129,33 @@ def official_batch(data: dict, learner: Learner) -> dict[str, np.ndarray]:
     return out
 
 
-def run_official(python: Path, tmp: Path, params: dict, data: dict) -> dict[str, np.ndarray]:
+def policy_inputs(data: dict, case: Case) -> dict[str, np.ndarray]:
+    """One policy step for B environments: the batch's context latent and action, the observations
+    of its first trained step; the second environment starts an episode (its latent is reset)."""
+    obs = {k: data[k][:, 1] for k in (*case.obs, "reward", "is_last", "is_terminal")}
+    obs["is_first"] = np.array([False, True])
+    return {**obs, "carry/deter": data["deter"], "carry/stoch": data["stoch"], "carry/action": data["action"][:, 0]}
+
+
+def official_policy_inputs(inputs: dict, learner: Learner, case: Case) -> dict[str, np.ndarray]:
+    classes = learner.cfg["rssm"]["classes"]
+    return {**inputs, "carry/stoch": inputs["carry/stoch"].reshape(B, -1, classes),
+            "carry/action": official_action(inputs["carry/action"], case)}
+
+
+def run_official(python: Path, tmp: Path, case: Case, params: dict, data: dict, policy: dict) -> dict[str, np.ndarray]:
     given = {f"param/{k}": v for k, v in params.items()}
     given.update({f"batch/{k}": v for k, v in data.items()})
-    np.savez(tmp / "in.npz", settings=np.array(json.dumps(settings(tmp))), **given)
+    given.update({f"policy/{k}": v for k, v in policy.items()})
+    np.savez(tmp / "in.npz", settings=np.array(json.dumps(settings(case, tmp))), **given)
     done = subprocess.run([str(python), str(SIDE), "train", str(tmp / "in.npz"), str(tmp / "out.npz")],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]
     return dict(np.load(tmp / "out.npz"))
 
 
-def official_shapes(python: Path, tmp: Path) -> dict:
-    (tmp / "settings.json").write_text(json.dumps(settings(tmp)))
+def official_shapes(python: Path, tmp: Path, case: Case) -> dict:
+    (tmp / "settings.json").write_text(json.dumps(settings(case, tmp)))
     done = subprocess.run([str(python), str(SIDE), "shapes", str(tmp / "settings.json"), str(tmp / "shapes.json")],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]
@@ -115,9 +163,9 @@ def official_shapes(python: Path, tmp: Path) -> dict:
 
 
 def mode_sampling(monkeypatch, learner: Learner) -> None:
-    """Test-only, as official_side.py on the official side: latent samples are modes, continuous actions
-    mean + 0.5 x std (at the mean the log-likelihood's gradient for the mean is 0, and its rounding,
-    scaled to a full step by the RMS normaliser, would steer the actor)."""
+    """Test-only, as official_side.py on the official side: latent samples are modes, discrete actions
+    the argmax, continuous actions mean + 0.5 x std (at the mean the log-likelihood's gradient for the
+    mean is 0, and its rounding, scaled to a full step by the RMS normaliser, would steer the actor)."""
     def latent_mode(self, key, stats):
         probs = jnp.exp(stats)
         onehot = jax.nn.one_hot(jnp.argmax(stats, -1), stats.shape[-1], dtype=jnp.float32)
@@ -127,19 +175,45 @@ def mode_sampling(monkeypatch, learner: Learner) -> None:
     def fixed_draw(self, key, out):
         mean, std = dists.bounded_normal(out, self.minstd, self.maxstd)
         return mean + POLICY_NOISE * std
-    monkeypatch.setattr(type(learner.policy), "sample", fixed_draw)
+    discrete = isinstance(learner.policy, heads.DiscretePolicy)
+    monkeypatch.setattr(type(learner.policy), "sample", (lambda self, key, out: self.mode(out)) if discrete else fixed_draw)
 
 
-def our_side(learner: Learner, state: dict, data: dict) -> dict:
+def our_policy_step(learner: Learner, params: dict, inputs: dict) -> dict:
+    """Our policy step (`Learner._policy_step`, unjitted) on `policy_inputs`, with the distribution the
+    action is drawn from: the policy head's output as `sample` receives it."""
+    seen = {}
+    draw = type(learner.policy).sample  # the fixed draw of `mode_sampling`
+    def recording(self, key, out):
+        seen["out"] = out
+        return draw(self, key, out)
+    carry = {"deter": inputs["carry/deter"], "stoch": inputs["carry/stoch"], "prevact": inputs["carry/action"]}
+    obs = {k: jnp.asarray(v) for k, v in inputs.items() if not k.startswith("carry/")}
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(type(learner.policy), "sample", recording)
+        new, action = learner._policy_step(params, jax.tree.map(jnp.asarray, carry), obs, jax.random.PRNGKey(0), False)
+    if isinstance(learner.policy, heads.DiscretePolicy):
+        dist = {"logp": dists.unimix_logits(seen["out"], learner.policy.unimix)}
+    else:
+        dist = dict(zip(("mean", "stddev"), dists.bounded_normal(seen["out"], learner.policy.minstd,
+                                                                 learner.policy.maxstd)))
+    return {**dist, "action": action, "deter": new["deter"], "stoch": new["stoch"]}
+
+
+def our_side(learner: Learner, state: dict, data: dict, inputs: dict) -> dict:
     """What our learner computes on the batch: the same quantities official_side.py captures."""
     params, key = state["params"], jax.random.PRNGKey(0)
+    policy = our_policy_step(learner, params, inputs)
     jdata = jax.tree.map(jnp.asarray, data)
-    obs = {k: jdata[k][:, 1:] for k in OBS}
+    obs = {k: jdata[k][:, 1:] for k in learner.spec}
     tokens = codecs.encode(params["enc"], obs, learner.spec, jnp.float32)
     carry = {"deter": jdata["deter"], "stoch": jdata["stoch"]}
     _, states, post = learner.rssm.observe(params["dyn"], carry, tokens, jdata["action"][:, :-1],
                                            jdata["is_first"][:, 1:], key)
     prior = learner.rssm.prior(params["dyn"], states["deter"])
+    img_states, img_act, img_feat = learner.rollout(params, states, key)
+    imagined = {**img_states, "act": img_act, "rew": learner.scalar.mean(heads.head(params["rew"], img_feat)),
+                "con": learner._continue(params, img_feat)}
     _, retnorm, ret, _ = learner._imagine(params, state["slow_val"], state["retnorm"], states, key)
     grad_fn = jax.value_and_grad(learner._loss, has_aux=True)
     (total, (metrics, _, _)), grads = grad_fn(params, state["slow_val"], state["retnorm"], jdata, key)
@@ -148,7 +222,7 @@ def our_side(learner: Learner, state: dict, data: dict) -> dict:
         after[step], _, _ = learner.train_step(jax.tree.map(jnp.copy, after[step - 1]), jdata, key)
     after = {1: after[1], STEPS: after[STEPS]}
     return dict(tokens=tokens, deter=states["deter"], post=post, prior=prior, ret=ret, retnorm=retnorm,
-                total=total, metrics=metrics, grads=grads, after=after)
+                total=total, metrics=metrics, grads=grads, after=after, policy=policy, imagined=imagined)
 
 
 def informative(state: dict) -> dict:
@@ -169,62 +243,115 @@ def informative(state: dict) -> dict:
     return {**state, "params": params, "slow_val": head(state["slow_val"])}
 
 
-@pytest.fixture(scope="module")
-def compared(official_python, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("official")
-    learner = our_learner()
+@pytest.fixture(scope="module", params=list(CASES))
+def compared(request, official_python, tmp_path_factory):
+    case = CASES[request.param]
+    tmp = tmp_path_factory.mktemp(f"official_{request.param}")
+    learner = our_learner(case)
     state = informative(learner.init(jax.random.PRNGKey(0)))
-    official = mapping.to_official(state["params"], state["slow_val"], official_shapes(official_python, tmp))
-    data = batch(learner)
-    outputs = run_official(official_python, tmp, official, official_batch(data, learner))
+    official = mapping.to_official(state["params"], state["slow_val"], official_shapes(official_python, tmp, case))
+    data = batch(learner, case)
+    inputs = policy_inputs(data, case)
+    outputs = run_official(official_python, tmp, case, official, official_batch(data, learner, case),
+                           official_policy_inputs(inputs, learner, case))
     with pytest.MonkeyPatch.context() as monkeypatch:
         mode_sampling(monkeypatch, learner)
-        ours = our_side(learner, state, data)
-    return learner, state, ours, outputs
+        ours = our_side(learner, state, data, inputs)
+    return learner, state, ours, outputs, case, official
+
+
+def test_mapping_covers_both_sides_exactly(compared):
+    """The mapping round-trips, and a parameter of either side without a counterpart is an error."""
+    _, state, _, _, _, mapped = compared
+    params, slow = mapping.to_ours(mapped, state["params"], state["slow_val"])
+    for a, b in zip(jax.tree.leaves((params, slow)), jax.tree.leaves((state["params"], state["slow_val"]))):
+        np.testing.assert_array_equal(a, b)
+    shapes = {k: v.shape for k, v in mapped.items()}
+    with pytest.raises(mapping.MappingError, match="without a counterpart"):
+        mapping.to_ours({**mapped, "dec/extra/kernel": np.zeros((1, 1))}, state["params"], state["slow_val"])
+    with pytest.raises(mapping.MappingError, match="no official counterpart"):
+        mapping.to_official({**state["params"], "extra": {"w": jnp.zeros((1, 1))}}, state["slow_val"], shapes)
+    with pytest.raises(mapping.MappingError, match="unmapped"):
+        mapping.to_official(state["params"], state["slow_val"], {**shapes, "dec/extra/kernel": (1, 1)})
+    name = next(k for k in shapes if k.startswith(("enc/cnn", "enc/mlp")))
+    with pytest.raises(mapping.MappingError, match="lacks"):
+        mapping.to_official(state["params"], state["slow_val"], {k: v for k, v in shapes.items() if k != name})
 
 
 def test_encoder_outputs(compared):
-    _, _, ours, official = compared
+    _, _, ours, official, _, _ = compared
     close(ours["tokens"], official["tokens"], "encoder tokens")
 
 
 def test_posterior_and_prior_along_the_sequence(compared):
-    _, _, ours, official = compared
+    _, _, ours, official, _, _ = compared
     close(ours["deter"], official["deter"], "deter")
     unimix = lambda logit: dists.unimix_logits(jnp.asarray(logit), 0.01)  # noqa: E731  ours keep log-probs
     close(ours["post"], unimix(official["post_logit"]), "posterior log-probabilities")
     close(ours["prior"], unimix(official["prior_logit"]), "prior log-probabilities")
 
 
-OUR_LOSS_NAMES = {"rec_position": "position", "rec_velocity": "velocity"}
-
-
-@pytest.mark.parametrize("term", ["rec_position", "rec_velocity", "rew", "con", "dyn", "rep", "policy",
-                                  "value", "repval"])
+@pytest.mark.parametrize("term", ["rec", "rew", "con", "dyn", "rep", "policy", "value", "repval"])
 def test_loss_terms(compared, term):
-    _, _, ours, official = compared
+    """`rec`: the decoder's loss of every observation key (ours `loss/rec_<key>`, official `loss/<key>`)."""
+    _, _, ours, official, case, _ = compared
     tolerance = LOOSE if term == "policy" else (RTOL, 1e-6)
-    close(ours["metrics"][f"loss/{term}"], official[f"loss/{OUR_LOSS_NAMES.get(term, term)}"].mean(), term, tolerance)
+    names = {f"rec_{k}": k for k in case.obs} if term == "rec" else {term: term}
+    for our_name, official_name in names.items():
+        close(ours["metrics"][f"loss/{our_name}"], official[f"loss/{official_name}"].mean(), our_name, tolerance)
 
 
 def test_total_loss(compared):
-    _, _, ours, official = compared
+    _, _, ours, official, _, _ = compared
     close(ours["total"], official["loss_total"], "total loss")
 
 
+def test_imagined_trajectory(compared):
+    """The states, actions, rewards and continue probabilities along the imagination horizon, from every
+    posterior state. The official imagine returns the H states after the start (ours: H + 1, start
+    first) and its stoch as (S, C) one-hots; its discrete actions are indices. Rewards are twohot means
+    (`LOOSE`, see the module docstring)."""
+    _, _, ours, official, case, _ = compared
+    imagined = ours["imagined"]
+    close(imagined["deter"][:, 1:], official["imag/deter"], "imagined deter")
+    close(imagined["stoch"][:, 1:], official["imag/stoch"].reshape(*official["imag/stoch"].shape[:2], -1),
+          "imagined stoch")
+    action = official["imag/act"]
+    if case.actions:
+        action = np.eye(case.actions, dtype=np.float32)[action]
+    close(imagined["act"], action, "imagined actions")
+    close(imagined["rew"], official["imag/rew"], "imagined rewards", LOOSE)
+    close(imagined["con"], official["imag/con"], "imagined continue probabilities")
+
+
+def test_policy_step_action_distribution(compared):
+    """One policy step for a batch of observations (one environment continuing from a replayed latent,
+    one starting an episode): the distribution (log-probabilities, or mean and std), the action drawn
+    (the fixed draw) and the new latent."""
+    _, _, ours, official, case, _ = compared
+    policy = ours["policy"]
+    for name in ("logp",) if case.actions else ("mean", "stddev"):
+        close(policy[name], official[f"policy/{name}"], f"policy {name}")
+    action = official["policy/action"]
+    close(policy["action"], np.eye(case.actions, dtype=np.float32)[action] if case.actions else action,
+          "policy action")
+    close(policy["deter"], official["policy/deter"], "policy deter")
+    close(policy["stoch"], official["policy/stoch"].reshape(B, -1), "policy stoch")
+
+
 def test_lambda_returns_of_the_imagined_trajectories(compared):
-    _, _, ours, official = compared
+    _, _, ours, official, _, _ = compared
     close(ours["ret"], official["imag/ret"], "lambda-returns", LOOSE)
 
 
 def test_return_normaliser_state_after_the_step(compared):
-    _, _, ours, official = compared
+    _, _, ours, official, _, _ = compared
     close(ours["retnorm"]["lo"], official["after1/retnorm/lo/value"], "5th percentile EMA")
     close(ours["retnorm"]["hi"], official["after1/retnorm/hi/value"], "95th percentile EMA")
 
 
 def test_gradient_of_every_parameter(compared):
-    _, state, ours, official = compared
+    _, state, ours, official, _, _ = compared
     grads = {k.removeprefix("grad/"): v for k, v in official.items() if k.startswith("grad/")}
     grads.update({k.replace("val/", "slowval/", 1): np.zeros_like(v) for k, v in grads.items() if k.startswith("val/")})
     theirs, _ = mapping.to_ours(grads, state["params"], state["slow_val"])
@@ -249,7 +376,7 @@ def test_parameters_and_slow_critic_after_warmup_steps(compared, step):
     2.5e-4, one gate bias of 1536). An element whose first gradient is below 1e-3 of its tensor's largest
     is dominated by rounding and, normalised to a full-size step, may go its own way over ten steps (one
     posterior weight of 36,864: -5.6e-7 vs -1.5e-7); such elements may differ, at most 0.1% of a tensor."""
-    _, state, ours, official = compared
+    _, state, ours, official, _, _ = compared
     after = {k.removeprefix(f"after{step}/"): v for k, v in official.items() if k.startswith(f"after{step}/")}
     params, slow = mapping.to_ours(after, state["params"], state["slow_val"])
     mine = ours["after"][step]
