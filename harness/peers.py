@@ -121,9 +121,10 @@ class Driver:
 
     def __init__(self, side: str, python: Path, point: dict[str, Any], log: Path):
         self.side, self.log = side, log
-        self.process = subprocess.Popen(
-            [str(python), "-m", f"harness.bench_peers.{side}", json.dumps(point)], cwd=REPO,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log.open("w"), text=True)
+        with log.open("w") as stderr:  # the child keeps its own copy of the descriptor
+            self.process = subprocess.Popen(
+                [str(python), "-m", f"harness.bench_peers.{side}", json.dumps(point)], cwd=REPO,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True)
         self.ready = self._reply()
 
     def _reply(self) -> dict[str, Any]:
@@ -216,26 +217,33 @@ def format_tables(results: dict[str, dict[str, SideResult]], sides: Sequence[str
             value = peer_medians[best] / stats(by_side["ours"].update_s)[0]
             ratio = f"{value:.2f}x" + ("" if value >= 1 else f" ({best} is faster)")
         lines.append(f"| {POINTS[name][2]} | " + " | ".join(row) + f" | {ratio} |")
-    for title, key, unit_scale, digits in (("Policy step, 1 env, ms (median, p10-p90):", "policy_s", 1e3, 2),):
-        lines += ["", title, "", head + " |", "|---" * (len(sides) + 1) + "|"]
-        for name, by_side in results.items():
-            row = [_cell(getattr(by_side[s], key), unit_scale, digits) if s in by_side else "-" for s in sides]
-            lines.append(f"| {POINTS[name][2]} | " + " | ".join(row) + " |")
+    lines += ["", "Policy step, 1 env, ms (median, p10-p90):", "", head + " |", "|---" * (len(sides) + 1) + "|"]
+    for name, by_side in results.items():
+        row = [_cell(by_side[s].policy_s, 1e3, 2) if s in by_side else "-" for s in sides]
+        lines.append(f"| {POINTS[name][2]} | " + " | ".join(row) + " |")
     lines += ["", "Peak RSS, GB:", "", head + " |", "|---" * (len(sides) + 1) + "|"]
     for name, by_side in results.items():
         row = [f"{by_side[s].peak_rss_gb:.2f}" if s in by_side else "-" for s in sides]
         lines.append(f"| {POINTS[name][2]} | " + " | ".join(row) + " |")
+    # The update computes the same on every side (the fidelity tests): XLA's FLOP count of ours is the
+    # numerator for all; MFU needs the device's peak, known for GPUs only.
     gpu = any(r.info.get("platform") == "gpu" for by_side in results.values() for r in by_side.values())
-    if gpu:  # the FLOPs of the update are the same on every side: XLA's count of ours
-        lines += ["", "MFU (XLA's FLOP count of our update / median time / device peak bf16):", "",
-                  head + " |", "|---" * (len(sides) + 1) + "|"]
-        for name, by_side in results.items():
-            flops, device = by_side["ours"].info.get("flops"), by_side["ours"].info.get("device", "")
-            cells = []
-            for s in sides:
-                value = mfu(flops, stats(by_side[s].update_s)[0], device) if s in by_side else None
-                cells.append(f"{100 * value:.1f}%" if value is not None else "-")
-            lines.append(f"| {POINTS[name][2]} | " + " | ".join(cells) + " |")
+    title = "MFU (XLA's FLOP count of our update / median time / device peak bf16)" if gpu else \
+        "GFLOP/s (XLA's FLOP count of our update / median time)"
+    lines += ["", f"{title}:", "", head + " | GFLOP per update |", "|---" * (len(sides) + 2) + "|"]
+    for name, by_side in results.items():
+        flops = by_side["ours"].info.get("flops") if "ours" in by_side else None
+        device = by_side["ours"].info.get("device", "") if "ours" in by_side else ""
+        cells = []
+        for s in sides:
+            if s not in by_side or not flops or not by_side[s].update_s:
+                cells.append("-")
+                continue
+            seconds = stats(by_side[s].update_s)[0]
+            value = mfu(flops, seconds, device) if gpu else flops / seconds / 1e9
+            cells.append("-" if value is None else f"{100 * value:.1f}%" if gpu else f"{value:.1f}")
+        total = f"{flops / 1e9:.1f}" if flops else "-"
+        lines.append(f"| {POINTS[name][2]} | " + " | ".join(cells) + f" | {total} |")
     return "\n".join(lines)
 
 

@@ -46,14 +46,21 @@ def test_the_table_gives_medians_percentiles_and_the_best_peers_ratio():
     assert "| Crafter 64x64, 1m | 3.500 (3.500-3.500) | 5.600 (5.600-5.600) | 3.300 (3.300-3.300) | 0.94x (sheeprl is faster) |" in table
     assert "| DMC cartpole, vector, 1m | 1.00 (1.00-1.00) | 3.00 (3.00-3.00) | 1.40 (1.40-1.40) |" in table  # policy, ms
     assert "| Crafter 64x64, 1m | 2.57 | 1.86 | 2.70 |" in table  # peak RSS
-    assert "MFU" not in table  # CPU results: no device peak to divide by
+    assert "MFU" not in table and "GFLOP/s" in table  # CPU: no device peak to divide by; no FLOP count given
 
 
 def test_on_a_gpu_the_table_adds_mfu_from_our_flop_count():
     info = {"platform": "gpu", "device": "NVIDIA H100 80GB HBM3", "flops": 989e12 * 0.1}
     results = {"dmc_1m": {"ours": SideResult([1.0], [1e-3], 1.0, info), "official": SideResult([2.0], [1e-3], 1.0)}}
     table = peers.format_tables(results, ["ours", "official"])
-    assert "| DMC cartpole, vector, 1m | 10.0% | 5.0% |" in table
+    assert "| DMC cartpole, vector, 1m | 10.0% | 5.0% | 98900.0 |" in table
+
+
+def test_on_a_cpu_the_table_gives_gflops_from_our_flop_count():
+    info = {"platform": "cpu", "device": "cpu", "flops": 17.2e9}
+    results = {"dmc_1m": {"ours": SideResult([1.0], [1e-3], 1.0, info), "sheeprl": SideResult([2.0], [1e-3], 1.0)}}
+    table = peers.format_tables(results, ["ours", "sheeprl"])
+    assert "| DMC cartpole, vector, 1m | 17.2 | 8.6 | 17.2 |" in table
 
 
 def test_a_missing_sheeprl_venv_says_what_to_run(tmp_path: Path, monkeypatch):
