@@ -17,4 +17,4 @@ def test_ours_and_the_official_code_are_timed_in_turn(official_python, tmp_path)
         assert all(t > 0 for t in results[side].update_s + results[side].policy_s)
         assert 0.1 < results[side].peak_rss_gb < 8
         assert results[side].info["dtype"] == "float32"
-    assert "| DMC cartpole, vector, 1m |" in peers.format_tables(results, list(pythons))
+    assert "| DMC cartpole, vector, 1m |" in peers.format_tables({"dmc_1m": results}, list(pythons))
