@@ -6,7 +6,7 @@ import pytest
 from harness import peers
 
 pytestmark = pytest.mark.peers
-TINY = {"name": "crafter_1m", "task": "crafter", "size": "1m", "batch": 2, "length": 8, "dtype": "float32",
+TINY = {"name": "dmc_1m", "task": "dmc_cartpole", "size": "1m", "batch": 2, "length": 8, "dtype": "float32",
         "warmup": 0, "warmup_policy": 1}
 
 
