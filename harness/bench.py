@@ -4,6 +4,9 @@ Prints a table and writes JSON (figures + the machine's description) to `--out`.
 project contributes figures through a `figures(quick: bool) -> list[dict]` function (keys: name,
 value, unit, notes); this module lists them in FIGURE_SOURCES. Where two things are compared, both
 are measured in the same run and the ratio is reported.
+
+`--against official,sheeprl` (any subset) instead times our DreamerV3 against the peers' own training
+code, side by side in one run (harness/peers.py), and prints the ratio table.
 """
 
 from __future__ import annotations
@@ -92,12 +95,62 @@ def machine() -> dict[str, Any]:
             "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
 
 
+def against_peers(args: argparse.Namespace) -> int:
+    """`--against`: the side-by-side comparison with the peers; JSON with every timing to `--out`."""
+    from dataclasses import asdict
+
+    from harness import peers
+
+    try:
+        against, points = peers.parse_against(args.against), peers.parse_points(args.points)
+        dtype = args.dtype or ("float32" if jax_platform() == "cpu" else "default")
+        results, table = peers.compare(against, points, args.rounds, args.per_round, args.policy_per_round,
+                                       args.warmup, install=not args.no_install, dtype=dtype)
+    except peers.PeerError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(table)
+    out = args.out or Path("bench_results") / "peers.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"machine": machine(), "dtype": dtype, "sides": ["ours", *against],
+                               "results": {p: {s: asdict(r) for s, r in by_side.items()}
+                                           for p, by_side in results.items()}, "table": table}, indent=1))
+    print(f"wrote {out}")
+    return 0
+
+
+def jax_platform() -> str:
+    import jax
+
+    return jax.default_backend()
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", choices=list(FIGURE_SOURCES), help="figure groups to measure")
     parser.add_argument("--quick", action="store_true", help="short measurements (a smoke test, noisy)")
-    parser.add_argument("--out", type=Path, default=Path("bench_results") / "bench.json")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="JSON output (default bench_results/bench.json, with --against peers.json)")
+    peer = parser.add_argument_group("side by side with the peers (harness/peers.py)")
+    peer.add_argument("--against", help="comma-separated peers to compare with: official, sheeprl")
+    peer.add_argument("--points", default="dmc_1m,dmc_12m,crafter_1m,crafter_12m",
+                      help="comma-separated points (default: all four)")
+    peer.add_argument("--rounds", type=int, default=5, help="turns each side gets (default 5)")
+    peer.add_argument("--per-round", type=int, default=2, help="timed updates per turn (default 2)")
+    peer.add_argument("--policy-per-round", type=int, default=50, help="timed policy steps per turn (default 50)")
+    peer.add_argument("--warmup", type=int, default=2, help="untimed updates after compilation (default 2)")
+    peer.add_argument("--no-install", action="store_true", help="use the peers' venvs as they are; never pip")
+    peer.add_argument("--dtype", choices=["float32", "default"],
+                      help="float32 (CPU default), or each side's default dtype (GPU default: bfloat16 where it is)")
     args = parser.parse_args(argv)
+    for name in ("rounds", "per_round", "policy_per_round"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.warmup < 0:
+        parser.error("--warmup must be at least 0")
+    if args.against:
+        return against_peers(args)
+    args.out = args.out or Path("bench_results") / "bench.json"
     rows, failures = [], {}
     for group in args.only or list(FIGURE_SOURCES):
         module_name = FIGURE_SOURCES[group]
