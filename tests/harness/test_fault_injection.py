@@ -86,19 +86,31 @@ class Trial:
     def record_latency(self, fault: str, seconds: float) -> None:
         self.stop_latencies.setdefault(fault, []).append(seconds)
 
-    def inject(self, fault: str, rng: random.Random) -> None:
-        """Start the command, hit it with `fault` at a random moment, and leave nothing running."""
+    def wait_for_step(self, launcher: subprocess.Popen, step: int) -> None:
+        """Wait until the run's status reports `step` agent steps (or the launcher ends)."""
+        deadline = time.monotonic() + 300
+        while self.run.read_status().get("agent_step", 0) < step and launcher.poll() is None:
+            assert time.monotonic() < deadline, f"no progress to step {step}: {self.run.read_status()}"
+            time.sleep(0.05)
+
+    def inject(self, fault: str, rng: random.Random, at_step: int | None = None) -> None:
+        """Start the command, hit it with `fault` at a random moment, and leave nothing running.
+
+        With `at_step`, the moment is a random instant shortly after the run reaches that agent step,
+        so a series of faults lands before the run finishes however fast the machine is."""
         if fault == "two launchers at once":
             return self.two_launchers()
         launcher = self.launch()
         worker = self.wait_for_worker(launcher)
-        if worker is None:
+        if worker is not None and at_step is not None:
+            self.wait_for_step(launcher, at_step)
+        if worker is None or launcher.poll() is not None:
             launcher.communicate()
             return  # finished before the fault could land
         if fault == "SIGKILL while checkpointing":
             self.kill_while_checkpointing(worker, launcher)
         else:
-            time.sleep(rng.uniform(*self.setup.kill_window_s))
+            time.sleep(rng.uniform(0.0, 0.5) if at_step is not None else rng.uniform(*self.setup.kill_window_s))
             if fault == "worker SIGKILL":
                 os.kill(worker, signal.SIGKILL)
             elif fault == "launcher SIGKILL":
@@ -216,11 +228,13 @@ def wait_gone(pid: int, timeout: float) -> float:
     raise AssertionError(f"worker {pid} still runs {timeout} s after its launcher was killed: an orphan")
 
 
-def run_trial(setup: Setup, faults: list[str], cwd: Path, seed: int, env: dict[str, str] | None = None) -> Trial:
+def run_trial(setup: Setup, faults: list[str], cwd: Path, seed: int, env: dict[str, str] | None = None,
+              spread: bool = False) -> Trial:
+    """Hit one run with `faults` in turn; `spread` lands the k-th fault near step k/(n+1) of the budget."""
     rng = random.Random(seed)
     trial = Trial(setup, cwd, env or {})
-    for fault in faults:
-        trial.inject(fault, rng)
+    for k, fault in enumerate(faults, start=1):
+        trial.inject(fault, rng, at_step=setup.budget * k // (len(faults) + 1) if spread else None)
         assert trial.run.lock.holder_if_held() is None, "a worker still holds the run after the fault"
     trial.finish()
     lost = trial.check_record()
@@ -244,7 +258,8 @@ def test_dreamer_worker_stops_when_its_launcher_is_killed(tmp_path):
 # at most run.checkpoint_every seconds of it; Dreamer's restarts spend most of their time compiling).
 @pytest.mark.slow
 @pytest.mark.timeout(1800)  # 7 and 9 minutes on 2 cores shared with other test runs
-@pytest.mark.parametrize("setup", [replace(PPO, budget=30000), DREAMER], ids=["ppo", "dreamerv3"])
+@pytest.mark.parametrize("setup", [replace(PPO, budget=30000), replace(DREAMER, budget=2000)],
+                         ids=["ppo", "dreamerv3"])
 def test_random_faults(tmp_path, setup):
     """20 faults drawn at random (seeded) from every kind, each at a random moment.
 
@@ -253,5 +268,6 @@ def test_random_faults(tmp_path, setup):
     rng = random.Random(13)
     faults = list(FAULTS) * 2 + [rng.choice(FAULTS[:4]) for _ in range(8)]
     rng.shuffle(faults)
-    trial = run_trial(setup, faults, tmp_path, seed=13, env={"JAX_COMPILATION_CACHE_DIR": str(tmp_path / "jax-cache")})
+    trial = run_trial(setup, faults, tmp_path, seed=13, env={"JAX_COMPILATION_CACHE_DIR": str(tmp_path / "jax-cache")},
+                      spread=True)
     assert len(trial.faults) == 20
