@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import yaml
@@ -14,19 +13,10 @@ from harness.plan import ConfigError
 from harness.rundir import RunDir
 from harness.run import plan_grid
 from harness.sweep import expand
+from test_resume import wait_for_progress  # tests/harness is on sys.path (pytest's rootdir import mode)
 
 TINY = ("suite=classic", "task=CartPole-v1", "steps=600", "suite.protocol.eval_every=0",
         "suite.protocol.final_eval_episodes=2", "root=r")
-
-
-def wait_for_progress(run: RunDir, min_step: int, timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = run.read_status()
-        if status.get("state") == "running" and status.get("agent_step", 0) >= min_step and run.latest_checkpoint():
-            return status
-        time.sleep(0.05)
-    raise AssertionError(f"no progress: {run.read_status()}")
 
 
 def test_lists_expand_to_the_product_in_command_line_order():
