@@ -30,6 +30,7 @@ class Options:
     plots: bool = True
     improvement: str = "default"  # 'variants': P(X > Y) between the variants of each agent instead
     tasks: list[str] | None = None  # the tasks aggregates use instead of the suite's (--tasks)
+    against: str | None = None  # a method whose runs are the reference of every other method's verdicts (--against)
 
     def suite_tasks(self, suite: str) -> list[str]:
         """The tasks this report aggregates over: --tasks, else the suite's own task set."""
@@ -97,6 +98,24 @@ def _reproductions(report: SuiteReport, runs: pd.DataFrame, options: Options) ->
             report.reproduction_aggregate.append(aggregate)
 
 
+def _against(report: SuiteReport, runs: pd.DataFrame, options: Options) -> None:
+    """Verdicts of every other method of ours against the runs of `options.against` (e.g. dreamerv3 against
+    dreamerv3_official run in the same harness), with the same machinery as against published runs."""
+    table = report.table
+    reference_labels = table.loc[table["method"] == options.against, "label"].unique()
+    if len(reference_labels) == 0:
+        raise ValueError(f"--against {options.against}: no runs of it in suite {report.suite}; "
+                         f"loaded methods: {', '.join(sorted(table['method'].unique()))}")
+    reference_label = reference_labels[0]
+    for new in table.loc[(table["source"] != "published") & (table["method"] != options.against), "method"].unique():
+        new_label = checks.label(new, table.loc[table["method"] == new, "source"].iloc[0])
+        verdicts = tables.reproduction(table, new_label, reference_label, report.suite, options.reps, options.seed)
+        report.reproduction.append(verdicts.merge(_cost(runs, new), on="task", how="left"))
+        aggregate = tables.reproduction_aggregate(table, new_label, reference_label, options.reps, options.seed)
+        if len(aggregate):
+            report.reproduction_aggregate.append(aggregate)
+
+
 def _agent(label: str) -> str:
     """The agent of a label: 'ppo [discrete.lr=0.001] (new)' -> 'ppo'."""
     return label.split(" [")[0].split(" (")[0]
@@ -112,6 +131,8 @@ def _plots(report: SuiteReport, data: Data, aggregate_labels: list[str], folder:
     normaliser = table["normaliser"].iloc[0]
     score = plots.score_label(normaliser)
     budget = reference.suite_defaults(suite)["budget_frames"]
+    if not (data.runs["source"] == "published").any():  # only runs of ours: their own budget, e.g. shortened runs
+        budget = int(data.runs["budget_frames"].max())
     labels = pd.Series([checks.label(m, s) for m, s in zip(data.episodes["method"], data.episodes["source"])],
                        index=data.episodes.index)
     shown = ~(labels.isin(REFERENCE_METHODS) & (data.episodes["source"] == "published")).to_numpy()
@@ -168,6 +189,8 @@ def _sample_efficiency(curves: pd.DataFrame, table: pd.DataFrame, suite: str, no
             continue
         group = group.assign(score=normalize.normalise(normaliser, group["task"], group["score"]))
         cube = group.pivot_table(index=["task", "seed"], columns="step", values="score")
+        if set(cube.index.get_level_values("task")) != set(tasks):  # a task without any scored bin
+            continue
         steps = cube.columns.to_numpy()
         runs = cube.groupby(level="task").size().min()
         array = np.stack([cube.loc[t].to_numpy()[:runs] for t in tasks], axis=1)  # (runs, tasks, steps)
@@ -242,6 +265,8 @@ def analyse(data: Data, suite: str, folder: Path, options: Options) -> SuiteRepo
     report.warnings = _warnings(table, labels, aggregate_labels, missing, tasks, report.aggregates) + data.warnings
     if options.compare_published:
         _reproductions(report, data.runs, options)
+    if options.against:
+        _against(report, data.runs, options)
     report.second = _second_rule(data, options)
     report.compute = tables.compute(data.runs)
     listed = table[(table["source"] != "published") | (table["flags"] != "")]

@@ -3,6 +3,7 @@
     python -m results.report runs/ --suite atari26 --compare published        # the shipped published data
     python -m results.report runs/ --suite atari26 --compare published --published my_scores/  # adds/replaces files
     python -m results.report runs/ --suite atari57 --tasks pong breakout --out report/
+    python -m results.report runs/fidelity --against dreamerv3_official --include-flagged   # one agent against another
 
 Paths are run directories (or folders holding them), official DreamerV3 log directories and published
 score files. Writes <out>/report.md, <out>/tables/*.csv and *.tex, <out>/plots/*.png and *.pdf.
@@ -84,20 +85,22 @@ def _aggregate_shown(aggregates: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
-def _reproduction_shown(frame: pd.DataFrame) -> pd.DataFrame:
+def _reproduction_shown(frame: pd.DataFrame, side: str) -> pd.DataFrame:
+    """`side` names the reference column: 'published', or 'reference' for --against."""
     shown = frame[["task", "published", "new", "published_runs", "new_runs"]].copy()
     shown["published mean"] = tables.with_ci(frame, "published_mean", "published_lower", "published_upper")
     shown["new mean"] = tables.with_ci(frame, "new_mean", "new_lower", "new_upper")
     shown["ratio"] = frame.get("ratio")
     shown["new - published"] = tables.with_ci(frame, "diff", "diff_lower", "diff_upper")
     shown["verdict"] = frame["verdict"]
-    shown["published from"] = frame["published_from"]
+    if side == "published":
+        shown["published from"] = frame["published_from"]
     shown["hours per run"] = frame.get("hours_per_run")
     shown["device"] = frame.get("device")
-    return shown
+    return shown.rename(columns=lambda c: c.replace("published", side))
 
 
-def _aggregate_reproduction_shown(frame: pd.DataFrame) -> pd.DataFrame:
+def _aggregate_reproduction_shown(frame: pd.DataFrame, side: str) -> pd.DataFrame:
     shown = frame[["metric", "tasks", "published", "new"]].copy()
     shown["published"] = [f"{p}: {v}" for p, v in zip(frame["published"], tables.with_ci(
         frame, "published_value", "published_lower", "published_upper"))]
@@ -106,7 +109,13 @@ def _aggregate_reproduction_shown(frame: pd.DataFrame) -> pd.DataFrame:
     shown["new - published CI"] = [f"[{tables.cell(lo)}, {tables.cell(hi)}]"
                                    for lo, hi in zip(frame["diff_lower"], frame["diff_upper"])]
     shown["verdict"] = frame["verdict"]
-    return shown
+    return shown.rename(columns=lambda c: c.replace("published", side))
+
+
+def _side(frame: pd.DataFrame, options: Options) -> str:
+    """'reference' where the verdict is against --against's runs, else 'published'."""
+    against = options.against and frame["published"].iloc[0].split(" (")[0] == options.against
+    return "reference" if against else "published"
 
 
 def write_suite(report: SuiteReport, out: Path, options: Options) -> str:
@@ -126,7 +135,7 @@ def write_suite(report: SuiteReport, out: Path, options: Options) -> str:
                   f"{options.reps:,} replicates)\n", f"Aggregates {over}.\n", tables.markdown(shown)]
         tables.write(report.aggregates, folder, f"{suite}_aggregates", shown)
     for frame in report.reproduction_aggregate:
-        shown = _aggregate_reproduction_shown(frame)
+        shown = _aggregate_reproduction_shown(frame, _side(frame, options))
         lines += [f"### Reproduction of {frame['published'].iloc[0]} by {frame['new'].iloc[0]}: aggregates\n",
                   tables.markdown(shown)]
         tables.write(frame, folder, f"{suite}_reproduction_aggregate_{frame['published'].iloc[0]}", shown)
@@ -135,10 +144,11 @@ def write_suite(report: SuiteReport, out: Path, options: Options) -> str:
             continue
         shown = _reproduction_shown(frame.reindex(columns=sorted(set(frame.columns) | {
             "published_mean", "published_lower", "published_upper", "new_mean", "new_lower", "new_upper",
-            "ratio", "diff", "diff_lower", "diff_upper", "hours_per_run", "device"})))
+            "ratio", "diff", "diff_lower", "diff_upper", "hours_per_run", "device"})), _side(frame, options))
+        side = _side(frame, options)
         lines += [f"### Reproduction of {frame['published'].iloc[0]} by {frame['new'].iloc[0]}: per task\n",
-                  "Verdict: the 95% bootstrap CI of (new mean - published mean) contains 0: reproduced; "
-                  "lies below 0: below; above 0: above. Ratio: new mean / published mean (raw scores).\n",
+                  f"Verdict: the 95% bootstrap CI of (new mean - {side} mean) contains 0: reproduced; "
+                  f"lies below 0: below; above 0: above. Ratio: new mean / {side} mean (raw scores).\n",
                   tables.markdown(shown)]
         tables.write(frame, folder, f"{suite}_reproduction_{frame['published'].iloc[0]}", shown)
     if len(report.per_task):
@@ -206,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="probability of improvement: ours against the others (default), or between the "
                         "variants of each agent (plots/<suite>_improvement_variants)")
     parser.add_argument("--compare", choices=["published"], help="add reproduction verdicts against published runs")
+    parser.add_argument("--against", metavar="METHOD", help="verdicts of every other method against this method's "
+                        "runs, e.g. dreamerv3 against dreamerv3_official run side by side (an agent name)")
     parser.add_argument("--published", help="a folder of published score files that add to or replace the shipped "
                         "ones (results/published; names as in results/reference/published.yaml)")
     parser.add_argument("--tasks", nargs="+", help="only these tasks; aggregates then cover this subset and say so")
@@ -223,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     options = Options(reps=args.reps, tasks=tasks, seed=args.seed, rule=final.parse_rule(args.rule) if args.rule else None,
                       normaliser=args.normaliser, include_flagged=args.include_flagged,
                       compare_published=args.compare == "published", plots=not args.no_plots,
-                      improvement=args.improvement)
+                      improvement=args.improvement, against=args.against)
     path = build(args.paths, Path(args.out), args.suite, args.methods, args.published, options)
     print(f"wrote {path}")
     return 0

@@ -1,0 +1,95 @@
+"""The learning study's page (results.fidelity) and `results.report --against`: verdicts of one agent against
+another agent's runs, and the refusal of side-by-side runs whose settings differ.
+
+Run directories are written in the harness's format with chosen final scores; the real study's runs are
+made by `make fidelity` (tests/official/test_fidelity_runs.py runs a tiny one through the harness).
+"""
+
+import json
+
+import pandas as pd
+import pytest
+import yaml
+
+from results import fidelity, report
+
+STUDY = {"budget": 30000, "action_repeat": 2, "episode_cap": 1000, "eval_every": 0, "eval_episodes": 0,
+         "final_eval_episodes": 10, "final_score": {"rule": "last_fraction", "fraction": 0.1,
+                                                    "second": "eval_after_training"}, "normaliser": "raw"}
+AGENT = {"envs": 4, "size": "1m", "train_ratio": 32, "batch_size": 16, "batch_length": 64, "compute_dtype": "auto",
+         "replay": {"capacity": 5000000, "online": True}}
+# final scores per (task, agent): cartpole alike on both sides, reacher far apart
+FINALS = {("cartpole_balance", "dreamerv3"): [800, 830, 815], ("cartpole_balance", "dreamerv3_official"): [805, 825, 790],
+          ("reacher_easy", "dreamerv3"): [900, 910, 905], ("reacher_easy", "dreamerv3_official"): [300, 320, 310]}
+
+
+def side_by_side(root, make_run, change=None):
+    """Both sides' runs of the study, 3 seeds; `change(agent, task, seed, config)` may alter a run's config."""
+    suite = {"name": "dmc_proprio", "tasks": [], "protocol": STUDY, "env": {"proprio": True, "image": False}}
+    for (task, agent), scores in FINALS.items():
+        for seed, final in enumerate(scores):
+            episodes = [{"step": step, "episode/score": final * step / 60000, "mode": "train"}
+                        for step in range(1000, 54000, 1000)]
+            episodes += [{"step": step, "episode/score": final, "mode": "train"} for step in (56000, 58000, 60000)]
+            run = make_run(root, suite, agent, task, seed, episodes,
+                           overrides={"protocol.budget": {"paper": 250000, "run": 30000}})
+            config = yaml.safe_load((run / "config.yaml").read_text())
+            config["agent"].update(AGENT, **({"train_after": 1024} if agent == "dreamerv3" else {}))
+            config["run"] = {"parallel_envs": "auto"}
+            if change:
+                change(agent, task, seed, config)
+            (run / "config.yaml").write_text(yaml.safe_dump(config))
+    return root
+
+
+def test_page_gives_verdicts_against_the_official_runs(tmp_path, make_run):
+    root = side_by_side(tmp_path / "runs", make_run)
+    page = fidelity.build(root, tmp_path / "docs" / "fidelity.md", reps=2000).read_text()
+    verdicts = pd.read_csv(tmp_path / "docs" / "fidelity" / "dmc_proprio" / "tables" /
+                           "dmc_proprio_reproduction_dreamerv3_official (new).csv").set_index("task")
+    assert verdicts.loc["cartpole_balance", "verdict"] == "reproduced"
+    assert verdicts.loc["reacher_easy", "verdict"] == "above"
+    assert verdicts.loc["reacher_easy", "new_mean"] == pytest.approx(905)
+    assert verdicts.loc["reacher_easy", "published_mean"] == pytest.approx(310)
+    assert verdicts.loc["cartpole_balance", "ratio"] == pytest.approx(815 / 806.6667, rel=1e-4)
+    assert "| dmc_proprio | cartpole_balance | 3 | 30000 | 2 | 1m | 32 | 4 | 16 x 64 |" in page
+    assert "reference mean" in page and "published mean" not in page
+    assert (tmp_path / "docs" / "fidelity" / "dmc_proprio" / "plots" / "dmc_proprio_curves.png").exists()
+    assert "](fidelity/dmc_proprio/plots/dmc_proprio_curves.png)" in page
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda agent, task, seed, c: agent == "dreamerv3_official" and seed == 1 and c["agent"].update(train_ratio=64),
+     "reacher_easy: train_ratio of dreamerv3_official seed 1 differ from dreamerv3 seed 0"),
+    (lambda agent, task, seed, c: agent == "dreamerv3" and c["suite"]["protocol"].update(action_repeat=1),
+     "cartpole_balance: protocol of dreamerv3_official seed 0 differ from dreamerv3 seed 0"),
+    (lambda agent, task, seed, c: agent == "dreamerv3" and c["agent"].update(train_after=5000),
+     "train_after 5000"),
+    (lambda agent, task, seed, c: agent == "dreamerv3" and task == "reacher_easy" and seed == 2 and c.update(seed=7),
+     "seeds [0, 1, 7] of dreamerv3 but [0, 1, 2] of dreamerv3_official"),
+])
+def test_differing_settings_are_refused(tmp_path, make_run, change, message):
+    root = side_by_side(tmp_path / "runs", make_run, change)
+    with pytest.raises(ValueError, match="did not run identical settings") as error:
+        fidelity.build(root, tmp_path / "fidelity.md", reps=200)
+    assert message in str(error.value)
+    assert not (tmp_path / "fidelity.md").exists()
+
+
+def test_report_against_an_unknown_method_lists_the_loaded_ones(tmp_path, make_run):
+    root = side_by_side(tmp_path / "runs", make_run)
+    with pytest.raises(ValueError, match="--against ppo: no runs of it in suite dmc_proprio; loaded methods: "
+                                         "dreamerv3, dreamerv3_official"):
+        report.main([str(root), "--against", "ppo", "--include-flagged", "--reps", "200", "--no-plots",
+                     "--out", str(tmp_path / "report")])
+
+
+def test_report_against_on_the_command_line(tmp_path, make_run):
+    root = side_by_side(tmp_path / "runs", make_run)
+    report.main([str(root), "--against", "dreamerv3_official", "--include-flagged", "--reps", "500", "--no-plots",
+                 "--tasks", "cartpole_balance", "reacher_easy", "--suite", "dmc_proprio", "--out", str(tmp_path / "r")])
+    text = (tmp_path / "r" / "report.md").read_text()
+    assert "### Reproduction of dreamerv3_official (new) by dreamerv3 (new): per task" in text
+    aggregate = pd.read_csv(tmp_path / "r" / "tables" / "dmc_proprio_reproduction_aggregate_dreamerv3_official (new).csv")
+    assert set(aggregate["metric"]) >= {"iqm", "mean"}
+    assert json.loads(json.dumps(list(aggregate["tasks"]))) == [2] * len(aggregate)
