@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DEMO_ROOT ?= runs/demo
 
-.PHONY: demo test test-slow test-all bench
+.PHONY: demo test test-slow test-all bench fidelity
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -33,3 +33,14 @@ test-all: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m harness.bench
+
+# The learning study of docs/fidelity.md: agent=dreamerv3 beside agent=dreamerv3_official with identical
+# settings (DMC proprio cartpole_balance and reacher_easy, 3 seeds, 30k agent steps, size 1m, train ratio 32),
+# then the page. About 2 hours on 2 CPU cores. Rerunning resumes the runs and rebuilds the page.
+FIDELITY_ROOT ?= runs/fidelity
+FIDELITY_RUN := suite=dmc_proprio agent=dreamerv3,dreamerv3_official task=cartpole_balance,reacher_easy seeds=3 \
+	agent.size=1m agent.train_ratio=32 steps=30000 workers=2 root=$(FIDELITY_ROOT)
+fidelity: $(STAMP)
+	$(PY) -m agents.official.setup
+	MUJOCO_GL=$${MUJOCO_GL:-egl} $(PY) -m harness.run $(FIDELITY_RUN)
+	$(PY) -m results.fidelity $(FIDELITY_ROOT) --out docs/fidelity.md

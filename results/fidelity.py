@@ -109,8 +109,9 @@ def build(root: Path, out: Path, reps: int = 50_000) -> Path:
         f"Regenerate with `{COMMAND}` (runs, then `python -m results.fidelity runs/fidelity --out {out}`).\n",
         f"Machine: {', '.join(sorted(set(runs.loc[runs['wall_s'] > 0, 'device'])))}. The runs of both sides shared it, two at a time.\n",
         "Verdict per task: the 95% bootstrap CI of (ours - official) of the final score (mean of the training "
-        "episodes in the last 10% of the budget) contains 0: reproduced; below or above 0 otherwise. With 3 "
-        "seeds per side the CIs are wide: 'reproduced' means no difference this study can detect.\n",
+        "episodes in the last 10% of the budget) contains 0: reproduced; below or above 0 otherwise. With "
+        f"{runs['seed'].nunique()} seeds per side the CIs are wide: 'reproduced' means no difference this study "
+        "can detect.\n",
         "## Settings (identical on both sides, checked from each run's config.yaml)\n",
         tables.markdown(_settings_table(runs)),
     ]
