@@ -50,9 +50,12 @@ def linear(p: Params, x: jax.Array) -> jax.Array:
 
 
 def block_linear_init(key: jax.Array, din: int, dout: int, blocks: int) -> Params:
-    """Block-diagonal linear layer: `blocks` independent (din/blocks -> dout/blocks) maps."""
+    """Block-diagonal linear layer: `blocks` independent (din/blocks -> dout/blocks) maps. Its fan-in is
+    `din`, the whole input, not a block's: the official initialiser counts the block axis as a kernel's
+    spatial extent (embodied/jax/nets.py, Initializer.compute_fans), so each block's weights are
+    sqrt(blocks) smaller than a separate layer's."""
     shape = (blocks, din // blocks, dout // blocks)
-    return {"w": trunc_normal(key, shape, din // blocks), "b": jnp.zeros(dout, jnp.float32)}
+    return {"w": trunc_normal(key, shape, din), "b": jnp.zeros(dout, jnp.float32)}
 
 
 def block_linear(p: Params, x: jax.Array) -> jax.Array:

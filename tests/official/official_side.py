@@ -1,6 +1,7 @@
 """The official side of the equivalence test; runs in .venv-official.
 
     python official_side.py shapes SETTINGS.json OUT.json    # parameter names and shapes
+    python official_side.py init SETTINGS.json OUT.npz       # the initial parameters (settings' seed)
     python official_side.py train IN.npz OUT.npz             # one policy step, then train steps
 
 IN (.npz): `param/<official name>` for every parameter (the mapped weights of our agent), `batch/<key>`
@@ -145,7 +146,7 @@ def build(settings: dict):
     acts = {k: elements.Space(np.dtype(d), tuple(s), *bounds) for k, (d, s, *bounds) in settings["act"].items()}
     jaxcfg = dict(config.jax, precompile=False, profiler=False)
     return official_agent.Agent(spaces, acts, elements.Config(
-        **config.agent, logdir=settings["logdir"], seed=0, jax=jaxcfg, batch_size=config.batch_size,
+        **config.agent, logdir=settings["logdir"], seed=settings.get("seed", 0), jax=jaxcfg, batch_size=config.batch_size,
         batch_length=config.batch_length, replay_context=config.replay_context,
         report_length=config.report_length, replica=0, replicas=1))
 
@@ -154,6 +155,12 @@ def shapes(inp: str, out: str) -> None:
     """The official agent's parameter names and shapes, as JSON."""
     agent = build(json.loads(pathlib.Path(inp).read_text()))
     pathlib.Path(out).write_text(json.dumps({k: list(v.shape) for k, v in agent.params.items()}))
+
+
+def init(inp: str, out: str) -> None:
+    """The official agent's initial parameters (optimiser state left out), as .npz."""
+    agent = build(json.loads(pathlib.Path(inp).read_text()))
+    np.savez(out, **{k: np.asarray(v) for k, v in agent.params.items() if not k.startswith("opt/")})
 
 
 def policy_step(agent, given: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -207,4 +214,4 @@ def train(inp: str, out: str) -> None:
 
 
 if __name__ == "__main__":
-    {"shapes": shapes, "train": train}[sys.argv[1]](sys.argv[2], sys.argv[3])
+    {"shapes": shapes, "init": init, "train": train}[sys.argv[1]](sys.argv[2], sys.argv[3])

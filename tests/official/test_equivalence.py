@@ -400,3 +400,41 @@ def test_parameters_and_slow_critic_after_warmup_steps(compared, step):
         moved = [not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(mine["params"]),
                                                            jax.tree.leaves(state["params"]))]
         assert all(moved), "every parameter moves by the tenth step"
+
+
+def official_init(python: Path, tmp: Path, case: Case, seed: int) -> dict[str, np.ndarray]:
+    (tmp / "settings.json").write_text(json.dumps({**settings(case, tmp), "seed": seed}))
+    done = subprocess.run([str(python), str(SIDE), "init", str(tmp / "settings.json"), str(tmp / "init.npz")],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return dict(np.load(tmp / "init.npz"))
+
+
+def kurtosis(x: np.ndarray) -> float:
+    z = (x - x.mean()) / x.std()
+    return float((z ** 4).mean())
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_initial_parameters_follow_the_same_distributions(name, official_python, tmp_path):
+    """The tests above start both sides from the same weights; learning also starts from each side's own
+    initialiser. Per parameter (the official one mapped onto ours, each side from its own seed): zero
+    and constant tensors are equal; random ones have the same mean and standard deviation (within six
+    standard errors: sqrt(1/n) and sqrt(1/(2n)) relative) and, with 10,000 elements or more, the same shape
+    of distribution (kurtosis within 0.25: normal 3, truncated normal about 2.6-2.8, uniform 1.8)."""
+    case = CASES[name]
+    learner = our_learner(case)
+    state = learner.init(jax.random.PRNGKey(0))
+    official = official_init(official_python, tmp_path, case, seed=1)
+    params, slow = mapping.to_ours(official, state["params"], state["slow_val"])
+    ours_leaves = jax.tree_util.tree_flatten_with_path((state["params"], state["slow_val"]))[0]
+    for (path, a), b in zip(ours_leaves, jax.tree.leaves((params, slow))):
+        a, b, where = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel(), jax.tree_util.keystr(path)
+        if np.ptp(b) == 0:
+            np.testing.assert_array_equal(a, b, err_msg=f"{where}: constant {b[0]} on the official side")
+            continue
+        n = a.size
+        assert abs(a.std() / b.std() - 1) <= 6 * np.sqrt(1 / (2 * n)), f"{where}: std {a.std():.4g} vs {b.std():.4g}"
+        assert abs(a.mean() - b.mean()) <= 6 * b.std() * np.sqrt(2 / n), f"{where}: mean {a.mean():.3g} vs {b.mean():.3g}"
+        if n >= 10_000:
+            assert abs(kurtosis(a) - kurtosis(b)) <= 0.25, f"{where}: kurtosis {kurtosis(a):.2f} vs {kurtosis(b):.2f}"
