@@ -3,7 +3,8 @@
 Settings: agent.size=1m, the classic suite's dreamerv3 settings (agent_suite/dreamerv3_classic.yaml:
 train ratio 128 with 16 x 32 batches, i.e. one update per 4 agent steps, lr 3e-4 with 100 warm-up
 updates), 3000 agent steps. Measured (seed 0, 2 CPU cores shared with other jobs, load average 5-8): first 10
-training episodes 21.3, last 5 211.2, final evaluation 151.8 (mean of 20), 5 minutes wall. A 5000-step
+training episodes 21.3, last 5 211.2, final evaluation 151.8 (mean of 20), 5 minutes wall; after the
+block-linear initialiser fix (2026-12-01, official fan-in): 21.3, 184.6, 187.9, 7 minutes at load 6. A 5000-step
 run: first 10 episodes 22, training episodes of 140-500 steps after ~2000 steps, final evaluation 270.
 """
 
