@@ -44,10 +44,26 @@ def _runs(root: Path) -> pd.DataFrame:
         rows.append({"suite": config["suite"]["name"], "task": config["task"], "seed": int(config["seed"]),
                      "agent": agent, "settings": _settings(config), "device": meta.get("device", "unknown"),
                      "versions": meta.get("versions", {}), "wall_s": (meta.get("compute") or {}).get("wall_seconds", 0.0),
-                     "train_after": config["agent"].get("train_after"),
-                     "scored": (path.parent / "scores.jsonl").exists() and (path.parent / "scores.jsonl").stat().st_size > 0})
+                     "train_after": config["agent"].get("train_after"), "path": str(path.parent),
+                     "done": _state(path.parent) == "done"})
     return pd.DataFrame(rows, columns=["suite", "task", "seed", "agent", "settings", "device", "versions", "wall_s",
-                                       "train_after", "scored"])
+                                       "train_after", "path", "done"])
+
+
+def _state(run_dir: Path) -> str:
+    status = run_dir / "status.json"
+    return json.loads(status.read_text()).get("state", "unknown") if status.exists() else "unknown"
+
+
+def finished_pairs(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The runs of (suite, task, seed) finished on both sides, and the pairs left out (one side or both
+    still going, stopped or failed): a seed counts only when both sides have its whole budget."""
+    done = runs[runs["done"]].groupby(["suite", "task", "seed"])["agent"].nunique()
+    complete = set(done[done == 2].index)
+    key = list(zip(runs["suite"], runs["task"], runs["seed"]))
+    used = runs[[k in complete for k in key]]
+    left = sorted({f"{t} seed {s}" for (u, t, s), d in zip(key, runs["done"]) if (u, t, s) not in complete})
+    return used, left
 
 
 def check_identical(runs: pd.DataFrame) -> None:
@@ -94,11 +110,15 @@ def build(root: Path, out: Path, reps: int = 50_000) -> Path:
     """Check the runs under `root` and write the study to `out` (plots and tables in out's stem folder)."""
     runs = _runs(root)
     check_identical(runs)
+    used, left_out = finished_pairs(runs)
+    if used.empty:
+        raise ValueError(f"no task and seed under {root} is finished on both sides yet (left: {', '.join(left_out)})")
     folder, bodies = out.with_suffix(""), []
-    for suite, group in runs[runs["scored"]].groupby("suite"):  # aggregates over the study's tasks of each suite
+    for suite, group in used.groupby("suite"):  # aggregates over the study's tasks of each suite
         options = Options(reps=reps, against=OFFICIAL, include_flagged=True, tasks=sorted(group["task"].unique()))
-        page = report.build([str(root)], folder / suite, suite, [OURS, OFFICIAL], options=options).read_text()
+        page = report.build(list(group["path"]), folder / suite, suite, [OURS, OFFICIAL], options=options).read_text()
         bodies.append(page.replace("](plots/", f"]({folder.name}/{suite}/plots/").replace("# Results report\n", "", 1))
+    runs = used
     jax = {a: runs.loc[runs["agent"] == a, "versions"].iloc[0].get("jax", "?") for a in (OURS, OFFICIAL)}
     header = [
         "# DreamerV3: ours beside the official code, learning\n",
@@ -107,13 +127,15 @@ def build(root: Path, out: Path, reps: int = 50_000) -> Path:
         "the same envs, loop, seeds, budget and settings, float32 on the CPU. Equivalence on identical "
         "weights and data is tested in tests/official (docs/official_mapping.md); this page is about learning. "
         f"Regenerate with `{COMMAND}` (runs, then `python -m results.fidelity runs/fidelity --out {out}`).\n",
-        f"Machine: {', '.join(sorted(set(runs.loc[runs['wall_s'] > 0, 'device'])))}. The runs of both sides shared it, two at a time.\n",
+        f"Machine: {', '.join(sorted(set(runs['device'])))}. The runs of both sides shared it, two at a time.\n",
         "Verdict per task: the 95% bootstrap CI of (ours - official) of the final score (mean of the training "
         "episodes in the last 10% of the budget) contains 0: reproduced; below or above 0 otherwise. With "
         f"{runs['seed'].nunique()} seeds per side the CIs are wide: 'reproduced' means no difference this study "
         "can detect.\n",
         "## Settings (identical on both sides, checked from each run's config.yaml)\n",
         tables.markdown(_settings_table(runs)),
+        ("Left out, not finished on both sides: " + ", ".join(left_out) + ".\n") if left_out else
+        "Every task and seed of the study finished on both sides.\n",
     ]
     out.write_text("\n".join(header) + "\n## The reports\n" + "\n".join(bodies))
     return out

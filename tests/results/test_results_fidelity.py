@@ -93,3 +93,20 @@ def test_report_against_on_the_command_line(tmp_path, make_run):
     aggregate = pd.read_csv(tmp_path / "r" / "tables" / "dmc_proprio_reproduction_aggregate_dreamerv3_official (new).csv")
     assert set(aggregate["metric"]) >= {"iqm", "mean"}
     assert json.loads(json.dumps(list(aggregate["tasks"]))) == [2] * len(aggregate)
+
+
+def test_a_seed_unfinished_on_either_side_is_left_out_on_both(tmp_path, make_run):
+    root = side_by_side(tmp_path / "runs", make_run)
+    status = root / "dmc_proprio" / "dreamerv3_official" / "reacher_easy" / "seed2" / "status.json"
+    status.write_text(json.dumps({**json.loads(status.read_text()), "state": "running", "step": 30000}))
+    page = fidelity.build(root, tmp_path / "fidelity.md", reps=500).read_text()
+    assert "Left out, not finished on both sides: reacher_easy seed 2." in page
+    verdicts = pd.read_csv(tmp_path / "fidelity" / "dmc_proprio" / "tables" /
+                           "dmc_proprio_reproduction_dreamerv3_official (new).csv").set_index("task")
+    assert verdicts.loc["reacher_easy", ["new_runs", "published_runs"]].tolist() == [2, 2]
+    assert verdicts.loc["reacher_easy", "new_mean"] == pytest.approx(905)
+    assert verdicts.loc["cartpole_balance", ["new_runs", "published_runs"]].tolist() == [3, 3]
+    for stopped in (root / "dmc_proprio" / "dreamerv3_official").glob("*/seed*/status.json"):
+        stopped.write_text(json.dumps({"state": "stopped"}))
+    with pytest.raises(ValueError, match="no task and seed under .* is finished on both sides yet"):
+        fidelity.build(root, tmp_path / "again.md", reps=200)
