@@ -345,9 +345,12 @@ def test_lambda_returns_of_the_imagined_trajectories(compared):
 
 
 def test_return_normaliser_state_after_the_step(compared):
+    """The normaliser's EMAs are percentiles of the lambda-returns, so they carry the returns' twohot
+    rounding and are compared at the returns' bound (`LOOSE`): with the official initialiser the vector
+    configuration's 5th percentile is a return of -2.6e-4, where that rounding is 4.5e-5 relative."""
     _, _, ours, official, _, _ = compared
-    close(ours["retnorm"]["lo"], official["after1/retnorm/lo/value"], "5th percentile EMA")
-    close(ours["retnorm"]["hi"], official["after1/retnorm/hi/value"], "95th percentile EMA")
+    close(ours["retnorm"]["lo"], official["after1/retnorm/lo/value"], "5th percentile EMA", LOOSE)
+    close(ours["retnorm"]["hi"], official["after1/retnorm/hi/value"], "95th percentile EMA", LOOSE)
 
 
 def test_gradient_of_every_parameter(compared):
