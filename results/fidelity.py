@@ -45,9 +45,10 @@ def _runs(root: Path) -> pd.DataFrame:
                      "agent": agent, "settings": _settings(config), "device": meta.get("device", "unknown"),
                      "versions": meta.get("versions", {}), "wall_s": (meta.get("compute") or {}).get("wall_seconds", 0.0),
                      "train_after": config["agent"].get("train_after"), "path": str(path.parent),
+                     "warmup": (config["agent"].get("optimizer") or {}).get("warmup"),
                      "done": _state(path.parent) == "done"})
     return pd.DataFrame(rows, columns=["suite", "task", "seed", "agent", "settings", "device", "versions", "wall_s",
-                                       "train_after", "path", "done"])
+                                       "train_after", "path", "warmup", "done"])
 
 
 def _state(run_dir: Path) -> str:
@@ -100,10 +101,28 @@ def _settings_table(runs: pd.DataFrame) -> pd.DataFrame:
                      "agent steps": s["protocol"]["budget"], "action repeat": s["protocol"]["action_repeat"],
                      "size": s["size"], "train ratio": s["train_ratio"], "envs": s["envs"],
                      "batch": f"{s['batch_size']} x {s['batch_length']}", "replay": s["replay"]["capacity"],
-                     "dtype": s["compute_dtype"],
+                     "dtype": s["compute_dtype"], "updates per run": _updates(s),
                      **{f"wall h per run, {a}": round(group.loc[group["agent"] == a, "wall_s"].mean() / 3600, 2)
                         for a in (OURS, OFFICIAL)}})
     return pd.DataFrame(rows)
+
+
+def _updates(settings: dict[str, Any]) -> int:
+    """Updates of a run: replayed steps (train ratio per agent step after the first full batch) per batch."""
+    batch = settings["batch_size"] * settings["batch_length"]
+    return int((settings["protocol"]["budget"] - batch) * settings["train_ratio"] / batch)
+
+
+def _warmup_caveat(runs: pd.DataFrame) -> str:
+    """A sentence when the runs end inside our optimiser's learning-rate warm-up (the official one is the same)."""
+    warmup = runs.loc[runs["agent"] == OURS, "warmup"].dropna()
+    updates = max(_updates(s) for s in runs["settings"])
+    if warmup.empty or updates >= warmup.max():
+        return ""
+    return (f"**Early training only.** A run makes about {updates:,} updates, inside the optimiser's "
+            f"{int(warmup.max()):,}-update learning-rate warm-up: the study compares the two sides early in "
+            "learning, not what they learn to converge to. A longer budget or a higher train ratio (the paper's "
+            "512) compares more of it, at a proportional cost.\n")
 
 
 def build(root: Path, out: Path, reps: int = 50_000) -> Path:
@@ -136,6 +155,7 @@ def build(root: Path, out: Path, reps: int = 50_000) -> Path:
         tables.markdown(_settings_table(runs)),
         ("Left out, not finished on both sides: " + ", ".join(left_out) + ".\n") if left_out else
         "Every task and seed of the study finished on both sides.\n",
+        _warmup_caveat(runs),
     ]
     out.write_text("\n".join(header) + "\n## The reports\n" + "\n".join(bodies))
     return out

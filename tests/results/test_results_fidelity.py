@@ -34,7 +34,8 @@ def side_by_side(root, make_run, change=None):
             run = make_run(root, suite, agent, task, seed, episodes,
                            overrides={"protocol.budget": {"paper": 250000, "run": 30000}})
             config = yaml.safe_load((run / "config.yaml").read_text())
-            config["agent"].update(AGENT, **({"train_after": 1024} if agent == "dreamerv3" else {}))
+            ours = {"train_after": 1024, "optimizer": {"warmup": 1000}} if agent == "dreamerv3" else {}
+            config["agent"].update(AGENT, **ours)
             config["run"] = {"parallel_envs": "auto"}
             if change:
                 change(agent, task, seed, config)
@@ -54,6 +55,7 @@ def test_page_gives_verdicts_against_the_official_runs(tmp_path, make_run):
     assert verdicts.loc["cartpole_balance", "ratio"] == pytest.approx(815 / 806.6667, rel=1e-4)
     assert "| dmc_proprio | cartpole_balance | 3 | 30000 | 2 | 1m | 32 | 4 | 16 x 64 |" in page
     assert "reference mean" in page and "published mean" not in page
+    assert "A run makes about 905 updates, inside the optimiser's 1,000-update learning-rate warm-up" in page
     assert (tmp_path / "docs" / "fidelity" / "dmc_proprio" / "plots" / "dmc_proprio_curves.png").exists()
     assert "](fidelity/dmc_proprio/plots/dmc_proprio_curves.png)" in page
 
