@@ -91,11 +91,17 @@ def _reproductions(report: SuiteReport, runs: pd.DataFrame, options: Options) ->
         if published not in set(table.loc[table["source"] == "published", "method"]):
             report.warnings.append(f"no per-run published data of '{published}' in the shipped files or --published; "
                                    f"the reproduction of {new_label} uses the shipped paper tables where they have it")
-        verdicts = tables.reproduction(table, new_label, published, report.suite, options.reps, options.seed)
-        report.reproduction.append(verdicts.merge(_cost(runs, new), on="task", how="left"))
-        aggregate = tables.reproduction_aggregate(table, new_label, published, options.reps, options.seed)
-        if len(aggregate):
-            report.reproduction_aggregate.append(aggregate)
+        _add_verdicts(report, runs, new, new_label, published, options)
+
+
+def _add_verdicts(report: SuiteReport, runs: pd.DataFrame, new: str, new_label: str, reference_label: str,
+                  options: Options) -> None:
+    """Per-task and aggregate verdicts of `new_label` against `reference_label`'s runs, with their cost."""
+    verdicts = tables.reproduction(report.table, new_label, reference_label, report.suite, options.reps, options.seed)
+    report.reproduction.append(verdicts.merge(_cost(runs, new), on="task", how="left"))
+    aggregate = tables.reproduction_aggregate(report.table, new_label, reference_label, options.reps, options.seed)
+    if len(aggregate):
+        report.reproduction_aggregate.append(aggregate)
 
 
 def _against(report: SuiteReport, runs: pd.DataFrame, options: Options) -> None:
@@ -109,11 +115,7 @@ def _against(report: SuiteReport, runs: pd.DataFrame, options: Options) -> None:
     reference_label = reference_labels[0]
     for new in table.loc[(table["source"] != "published") & (table["method"] != options.against), "method"].unique():
         new_label = checks.label(new, table.loc[table["method"] == new, "source"].iloc[0])
-        verdicts = tables.reproduction(table, new_label, reference_label, report.suite, options.reps, options.seed)
-        report.reproduction.append(verdicts.merge(_cost(runs, new), on="task", how="left"))
-        aggregate = tables.reproduction_aggregate(table, new_label, reference_label, options.reps, options.seed)
-        if len(aggregate):
-            report.reproduction_aggregate.append(aggregate)
+        _add_verdicts(report, runs, new, new_label, reference_label, options)
 
 
 def _agent(label: str) -> str:

@@ -11,14 +11,13 @@ a folder of the same name beside it.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import yaml
 
-from results import report, tables
+from results import report, runinfo, tables
 from results.analysis import Options
 
 OURS, OFFICIAL = "dreamerv3", "dreamerv3_official"
@@ -40,20 +39,15 @@ def _runs(root: Path) -> pd.DataFrame:
         agent = config.get("agent", {}).get("name")
         if agent not in (OURS, OFFICIAL) or config.get("variant"):
             continue
-        meta = json.loads((path.parent / "meta.json").read_text()) if (path.parent / "meta.json").exists() else {}
+        meta = runinfo.read_record(path.parent / "meta.json")
         rows.append({"suite": config["suite"]["name"], "task": config["task"], "seed": int(config["seed"]),
                      "agent": agent, "settings": _settings(config), "device": meta.get("device", "unknown"),
                      "versions": meta.get("versions", {}), "wall_s": (meta.get("compute") or {}).get("wall_seconds", 0.0),
                      "train_after": config["agent"].get("train_after"), "path": str(path.parent),
                      "warmup": (config["agent"].get("optimizer") or {}).get("warmup"),
-                     "done": _state(path.parent) == "done"})
+                     "done": runinfo.read_record(path.parent / "status.json").get("state") == "done"})
     return pd.DataFrame(rows, columns=["suite", "task", "seed", "agent", "settings", "device", "versions", "wall_s",
                                        "train_after", "path", "warmup", "done"])
-
-
-def _state(run_dir: Path) -> str:
-    status = run_dir / "status.json"
-    return json.loads(status.read_text()).get("state", "unknown") if status.exists() else "unknown"
 
 
 def finished_pairs(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
@@ -63,7 +57,7 @@ def finished_pairs(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     complete = set(done[done == 2].index)
     key = list(zip(runs["suite"], runs["task"], runs["seed"]))
     used = runs[[k in complete for k in key]]
-    left = sorted({f"{t} seed {s}" for (u, t, s), d in zip(key, runs["done"]) if (u, t, s) not in complete})
+    left = sorted({f"{t} seed {s}" for u, t, s in key if (u, t, s) not in complete})
     return used, left
 
 
@@ -137,7 +131,7 @@ def build(root: Path, out: Path, reps: int = 50_000) -> Path:
         options = Options(reps=reps, against=OFFICIAL, include_flagged=True, tasks=sorted(group["task"].unique()))
         page = report.build(list(group["path"]), folder / suite, suite, [OURS, OFFICIAL], options=options).read_text()
         bodies.append(page.replace("](plots/", f"]({folder.name}/{suite}/plots/").replace("# Results report\n", "", 1))
-    runs = used
+    runs = used  # the header describes the runs the reports use
     jax = {a: runs.loc[runs["agent"] == a, "versions"].iloc[0].get("jax", "?") for a in (OURS, OFFICIAL)}
     header = [
         "# DreamerV3: ours beside the official code, learning\n",

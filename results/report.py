@@ -142,10 +142,10 @@ def write_suite(report: SuiteReport, out: Path, options: Options) -> str:
     for frame in report.reproduction:
         if frame.empty:
             continue
+        side = _side(frame, options)
         shown = _reproduction_shown(frame.reindex(columns=sorted(set(frame.columns) | {
             "published_mean", "published_lower", "published_upper", "new_mean", "new_lower", "new_upper",
-            "ratio", "diff", "diff_lower", "diff_upper", "hours_per_run", "device"})), _side(frame, options))
-        side = _side(frame, options)
+            "ratio", "diff", "diff_lower", "diff_upper", "hours_per_run", "device"})), side)
         lines += [f"### Reproduction of {frame['published'].iloc[0]} by {frame['new'].iloc[0]}: per task\n",
                   f"Verdict: the 95% bootstrap CI of (new mean - {side} mean) contains 0: reproduced; "
                   f"lies below 0: below; above 0: above. Ratio: new mean / {side} mean (raw scores).\n",

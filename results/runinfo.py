@@ -15,7 +15,8 @@ from results import reference
 from results.names import canonical_suite, canonical_task, family_of
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_record(path: Path) -> dict[str, Any]:
+    """A run directory's JSON file (status.json, meta.json); {} where it is missing."""
     return json.loads(path.read_text()) if path.exists() else {}
 
 
@@ -30,8 +31,8 @@ def run_dir_info(path: Path, config: dict[str, Any]) -> dict[str, Any]:
     suite_cfg = config["suite"]
     protocol = suite_cfg["protocol"]
     suite = canonical_suite(suite_cfg["name"])
-    status = _read_json(path / "status.json")
-    meta = _read_json(path / "meta.json")
+    status = read_record(path / "status.json")
+    meta = read_record(path / "meta.json")
     compute = meta.get("compute") or {}
     return {
         "suite": suite,
