@@ -1,11 +1,14 @@
-"""`python -m results.fidelity [RUNS] [--out docs/fidelity.md]`: our DreamerV3 beside the official code.
+"""`python -m results.fidelity [RUNS] [--suite SUITE ...] [--out docs/fidelity.md]`: our DreamerV3 beside
+the official code.
 
 `make fidelity` runs `agent=dreamerv3` and `agent=dreamerv3_official` with identical settings into
-runs/fidelity, then this. It refuses runs whose two sides differ in any setting that shapes learning
-(protocol, envs, size, train ratio, batch, replay, dtype), builds the report with dreamerv3's verdicts
-against the official runs (`results.report --against dreamerv3_official --include-flagged`: the runs
-are shorter than the paper's, which flags them) and writes it as one page, with its plots and tables in
-a folder of the same name beside it.
+runs/fidelity (DMC proprio and DMC vision studies, `make fidelity-proprio` and `make fidelity-vision`),
+then this. It refuses runs whose two sides differ in any setting that shapes learning (protocol, envs,
+size, train ratio, batch, replay, dtype) and writes one page per suite, docs/fidelity/<suite>.md, with the
+report of dreamerv3's verdicts against the official runs (`results.report --against dreamerv3_official
+--include-flagged`: the runs are shorter than the paper's, which flags them) in docs/fidelity/<suite>/.
+The front page, docs/fidelity.md, sums up every suite page there, so one suite's study can be rerun
+without the others.
 """
 
 from __future__ import annotations
@@ -42,12 +45,13 @@ def _runs(root: Path) -> pd.DataFrame:
         meta = runinfo.read_record(path.parent / "meta.json")
         rows.append({"suite": config["suite"]["name"], "task": config["task"], "seed": int(config["seed"]),
                      "agent": agent, "settings": _settings(config), "device": meta.get("device", "unknown"),
-                     "versions": meta.get("versions", {}), "wall_s": (meta.get("compute") or {}).get("wall_seconds", 0.0),
+                     "versions": meta.get("versions", {}), "commit": meta.get("git_commit") or "not recorded",
+                     "dirty": bool(meta.get("git_dirty")), "wall_s": (meta.get("compute") or {}).get("wall_seconds", 0.0),
                      "train_after": config["agent"].get("train_after"), "path": str(path.parent),
                      "warmup": (config["agent"].get("optimizer") or {}).get("warmup"),
                      "done": runinfo.read_record(path.parent / "status.json").get("state") == "done"})
-    return pd.DataFrame(rows, columns=["suite", "task", "seed", "agent", "settings", "device", "versions", "wall_s",
-                                       "train_after", "path", "warmup", "done"])
+    return pd.DataFrame(rows, columns=["suite", "task", "seed", "agent", "settings", "device", "versions", "commit",
+                                       "dirty", "wall_s", "train_after", "path", "warmup", "done"])
 
 
 def finished_pairs(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
@@ -119,28 +123,22 @@ def _warmup_caveat(runs: pd.DataFrame) -> str:
             "512) compares more of it, at a proportional cost.\n")
 
 
-def build(root: Path, out: Path, reps: int = 50_000) -> Path:
-    """Check the runs under `root` and write the study to `out` (plots and tables in out's stem folder)."""
-    runs = _runs(root)
-    check_identical(runs)
-    used, left_out = finished_pairs(runs)
-    if used.empty:
-        raise ValueError(f"no task and seed under {root} is finished on both sides yet (left: {', '.join(left_out)})")
-    folder, bodies = out.with_suffix(""), []
-    for suite, group in used.groupby("suite"):  # aggregates over the study's tasks of each suite
-        options = Options(reps=reps, against=OFFICIAL, include_flagged=True, tasks=sorted(group["task"].unique()))
-        page = report.build(list(group["path"]), folder / suite, suite, [OURS, OFFICIAL], options=options).read_text()
-        bodies.append(page.replace("](plots/", f"]({folder.name}/{suite}/plots/").replace("# Results report\n", "", 1))
-    runs = used  # the header describes the runs the reports use
+def _suite_page(runs: pd.DataFrame, left_out: list[str], suite: str, folder: Path, reps: int) -> Path:
+    """Write `folder/<suite>.md` (the report's plots and tables in `folder/<suite>/`) from the suite's runs."""
+    options = Options(reps=reps, against=OFFICIAL, include_flagged=True, tasks=sorted(runs["task"].unique()))
+    body = report.build(list(runs["path"]), folder / suite, suite, [OURS, OFFICIAL], options=options).read_text()
     jax = {a: runs.loc[runs["agent"] == a, "versions"].iloc[0].get("jax", "?") for a in (OURS, OFFICIAL)}
+    commits = sorted({str(c)[:12] + (" (uncommitted changes)" if dirty else "")
+                      for c, dirty in zip(runs["commit"], runs["dirty"])})
     header = [
-        "# DreamerV3: ours beside the official code, learning\n",
+        f"# DreamerV3 beside the official code: {suite}\n",
         f"`agent=dreamerv3` (this repository, jax {jax[OURS]} in .venv) and `agent=dreamerv3_official` (the "
         "official 2024 code, `dreamer==3.3.1`, in .venv-official with jax 0.4.33) ran through the same harness: "
         "the same envs, loop, seeds, budget and settings, float32 on the CPU. Equivalence on identical "
         "weights and data is tested in tests/official (docs/official_mapping.md); this page is about learning. "
-        f"Regenerate with `{COMMAND}` (runs, then `python -m results.fidelity runs/fidelity --out {out}`).\n",
-        f"Machine: {', '.join(sorted(set(runs['device'])))}. The runs of both sides shared it, two at a time.\n",
+        f"Regenerate with `{COMMAND}` (the runs, then `python -m results.fidelity RUNS --suite {suite}`).\n",
+        f"Machine: {', '.join(sorted(set(runs['device'])))}. The runs of both sides shared it, two at a time. "
+        f"Code: this repository at commit {', '.join(commits)}.\n",
         "Verdict per task: the 95% bootstrap CI of (ours - official) of the final score (mean of the training "
         "episodes in the last 10% of the budget) contains 0: reproduced; below or above 0 otherwise. With "
         f"{runs['seed'].nunique()} seeds per side the CIs are wide: 'reproduced' means no difference this study "
@@ -151,7 +149,53 @@ def build(root: Path, out: Path, reps: int = 50_000) -> Path:
         "Every task and seed of the study finished on both sides.\n",
         _warmup_caveat(runs),
     ]
-    out.write_text("\n".join(header) + "\n## The reports\n" + "\n".join(bodies))
+    page = folder / f"{suite}.md"
+    body = body.replace("](plots/", f"]({suite}/plots/").replace("# Results report\n", "## The report\n", 1)
+    page.write_text("\n".join(header) + "\n" + body)
+    return page
+
+
+def _index(out: Path) -> str:
+    """The study's front page: every suite page under out's folder, with its verdicts per task."""
+    folder, sections = out.with_suffix(""), []
+    for page in sorted(folder.glob("*.md")):
+        suite = page.stem
+        verdicts = pd.read_csv(folder / suite / "tables" / f"{suite}_reproduction_{OFFICIAL} (new).csv")
+        ci = lambda side: [f"{m:.3g} [{lo:.3g}, {hi:.3g}]" for m, lo, hi in  # noqa: E731
+                           zip(verdicts[f"{side}_mean"], verdicts[f"{side}_lower"], verdicts[f"{side}_upper"])]
+        summary = pd.DataFrame({"task": verdicts["task"], "runs per side": verdicts["new_runs"], "ours": ci("new"),
+                                "official": ci("published"), "ours - official": [
+                                    f"{d:.3g} [{lo:.3g}, {hi:.3g}]" for d, lo, hi in
+                                    zip(verdicts["diff"], verdicts["diff_lower"], verdicts["diff_upper"])],
+                                "verdict": verdicts["verdict"], "hours per run (ours)": verdicts["hours_per_run"].round(2),
+                                "machine": verdicts["device"]})
+        sections += [f"## [{suite}]({folder.name}/{page.name})\n", tables.markdown(summary)]
+    return "\n".join([
+        "# DreamerV3: ours beside the official code, learning\n",
+        "`agent=dreamerv3` and `agent=dreamerv3_official` (the official 2024 code) ran through the same harness "
+        "with identical settings. One page per suite, each with its settings, machine, commit, report and curves; "
+        "below, the final scores (mean of the training episodes in the last 10% of the budget, 95% bootstrap CIs) "
+        f"and the verdicts of every page. Regenerate with `{COMMAND}` (all suites; `make fidelity-proprio` or "
+        "`make fidelity-vision` for one).\n", *sections])
+
+
+def build(root: Path, out: Path, reps: int = 50_000, suites: list[str] | None = None) -> Path:
+    """Check the runs under `root`, write a page per suite (of `suites`, default all) beside `out`, in out's
+    stem folder, and `out` itself as the index of every suite page there."""
+    runs = _runs(root)
+    if suites:
+        runs = runs[runs["suite"].isin(suites)]
+    check_identical(runs)
+    pairs = {suite: finished_pairs(group) for suite, group in runs.groupby("suite")}
+    if all(used.empty for used, _ in pairs.values()):
+        left = [x for _, left_out in pairs.values() for x in left_out]
+        raise ValueError(f"no task and seed under {root} is finished on both sides yet (left: {', '.join(left)})")
+    folder = out.with_suffix("")
+    folder.mkdir(parents=True, exist_ok=True)
+    for suite, (used, left_out) in pairs.items():  # aggregates over the study's tasks of each suite
+        if not used.empty:
+            _suite_page(used, left_out, suite, folder, reps)
+    out.write_text(_index(out))
     return out
 
 
@@ -159,10 +203,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m results.fidelity", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("root", nargs="?", default="runs/fidelity", help="the study's runs (default runs/fidelity)")
-    parser.add_argument("--out", default="docs/fidelity.md", help="the page to write (default docs/fidelity.md)")
+    parser.add_argument("--suite", nargs="+", help="build the pages of these suites only (default: every suite of RUNS)")
+    parser.add_argument("--out", default="docs/fidelity.md",
+                        help="the front page (default docs/fidelity.md); suite pages go in its stem folder")
     parser.add_argument("--reps", type=int, default=50_000, help="bootstrap replicates (default 50000)")
     args = parser.parse_args(argv)
-    print(f"wrote {build(Path(args.root), Path(args.out), args.reps)}")
+    print(f"wrote {build(Path(args.root), Path(args.out), args.reps, args.suite)}")
     return 0
 
 

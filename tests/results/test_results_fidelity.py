@@ -6,6 +6,7 @@ made by `make fidelity` (tests/official/test_fidelity_runs.py runs a tiny one th
 """
 
 import json
+import shutil
 
 import pandas as pd
 import pytest
@@ -45,7 +46,8 @@ def side_by_side(root, make_run, change=None):
 
 def test_page_gives_verdicts_against_the_official_runs(tmp_path, make_run):
     root = side_by_side(tmp_path / "runs", make_run)
-    page = fidelity.build(root, tmp_path / "docs" / "fidelity.md", reps=2000).read_text()
+    index = fidelity.build(root, tmp_path / "docs" / "fidelity.md", reps=2000).read_text()
+    page = (tmp_path / "docs" / "fidelity" / "dmc_proprio.md").read_text()
     verdicts = pd.read_csv(tmp_path / "docs" / "fidelity" / "dmc_proprio" / "tables" /
                            "dmc_proprio_reproduction_dreamerv3_official (new).csv").set_index("task")
     assert verdicts.loc["cartpole_balance", "verdict"] == "reproduced"
@@ -56,8 +58,30 @@ def test_page_gives_verdicts_against_the_official_runs(tmp_path, make_run):
     assert "| dmc_proprio | cartpole_balance | 3 | 30000 | 2 | 1m | 32 | 4 | 16 x 64 |" in page
     assert "reference mean" in page and "published mean" not in page
     assert "A run makes about 905 updates, inside the optimiser's 1,000-update learning-rate warm-up" in page
+    assert "Code: this repository at commit not recorded." in page  # the test's runs have no git commit
     assert (tmp_path / "docs" / "fidelity" / "dmc_proprio" / "plots" / "dmc_proprio_curves.png").exists()
-    assert "](fidelity/dmc_proprio/plots/dmc_proprio_curves.png)" in page
+    assert "](dmc_proprio/plots/dmc_proprio_curves.png)" in page
+    # the front page: a link to the suite page and both sides' final scores with the verdict of every task
+    assert "## [dmc_proprio](fidelity/dmc_proprio.md)" in index
+    assert "| reacher_easy | 3 | 905 [" in index and "| above |" in index
+    assert "| cartpole_balance | 3 | 815 [" in index and "| reproduced |" in index
+
+
+def test_one_suite_is_rebuilt_and_the_front_page_keeps_the_others(tmp_path, make_run):
+    root = side_by_side(tmp_path / "runs", make_run)
+    out = tmp_path / "docs" / "fidelity.md"
+    fidelity.build(root, out, reps=500)
+    folder = tmp_path / "docs" / "fidelity"
+    vision = folder / "dmc_vision.md"  # a page of another suite, built earlier from runs no longer here
+    vision.write_text("an earlier study")
+    (folder / "dmc_vision" / "tables").mkdir(parents=True)
+    for csv in (folder / "dmc_proprio" / "tables").glob("*reproduction_dreamerv3_official*.csv"):
+        shutil.copy(csv, folder / "dmc_vision" / "tables" / csv.name.replace("dmc_proprio", "dmc_vision"))
+    with pytest.raises(ValueError, match="no runs of dreamerv3 or dreamerv3_official found"):
+        fidelity.build(root, out, reps=500, suites=["dmc_vision"])  # no runs of that suite under root
+    index = fidelity.build(root, out, reps=500, suites=["dmc_proprio"]).read_text()
+    assert vision.read_text() == "an earlier study"
+    assert index.index("## [dmc_proprio](fidelity/dmc_proprio.md)") < index.index("## [dmc_vision](fidelity/dmc_vision.md)")
 
 
 @pytest.mark.parametrize("change, message", [
@@ -101,7 +125,8 @@ def test_a_seed_unfinished_on_either_side_is_left_out_on_both(tmp_path, make_run
     root = side_by_side(tmp_path / "runs", make_run)
     status = root / "dmc_proprio" / "dreamerv3_official" / "reacher_easy" / "seed2" / "status.json"
     status.write_text(json.dumps({**json.loads(status.read_text()), "state": "running", "step": 30000}))
-    page = fidelity.build(root, tmp_path / "fidelity.md", reps=500).read_text()
+    fidelity.build(root, tmp_path / "fidelity.md", reps=500)
+    page = (tmp_path / "fidelity" / "dmc_proprio.md").read_text()
     assert "Left out, not finished on both sides: reacher_easy seed 2." in page
     verdicts = pd.read_csv(tmp_path / "fidelity" / "dmc_proprio" / "tables" /
                            "dmc_proprio_reproduction_dreamerv3_official (new).csv").set_index("task")
