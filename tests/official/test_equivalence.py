@@ -4,9 +4,9 @@ The official agent runs in .venv-official (tests/official/official_side.py, in a
 Both get the same parameters (ours, mapped onto the official names by agents/official/mapping.py) and
 the same batch of B x (T + 1) steps (step 0 is the replay context). Random draws are fixed the same way
 on both sides, test-only: latent samples are modes (one-hot argmax with the straight-through gradient),
-continuous actions mean + 0.5 x std, discrete actions the argmax. Size 1m, float32, two configurations
+continuous actions mean + 0.5 x std, discrete actions the argmax. Float32, three configurations
 (`CASES`): DMC cartpole shapes (position 3 + velocity 2, one bounded action) and Crafter shapes (a 64x64x3
-image, 17 discrete actions).
+image, 17 discrete actions), and the DMC cartpole shapes at size 12m.
 
 Tolerance: float32, relative 1e-5, plus an absolute 1e-6 x the largest magnitude of the compared array
 for entries that are sums cancelling to near zero (relative error is meaningless there). Looser, 1e-4
@@ -62,17 +62,19 @@ class Case:
 CASES = {
     "vector": Case({"position": (3,), "velocity": (2,)}),  # DMC cartpole
     "image": Case({"image": (64, 64, 3)}, actions=17),  # Crafter
+    "vector12m": Case({"position": (3,), "velocity": (2,)}, size="12m"),
 }
 
 
 LOOSE = (1e-4, 1e-5)
 
 
-def close(ours, official, what: str, tolerance: tuple[float, float] = (RTOL, 1e-6)) -> None:
+def close(ours, official, what: str, tolerance: tuple[float, float] = (RTOL, 1e-6), scale: float | None = None) -> None:
+    """`scale`: the magnitude the absolute bound is a fraction of (default: the largest of `official`)."""
     rtol, scaled_atol = tolerance
     ours, official = np.asarray(ours, np.float64), np.asarray(official, np.float64)
     assert ours.shape == official.shape, f"{what}: shapes {ours.shape} vs {official.shape}"
-    atol = scaled_atol * max(np.abs(official).max(), 1e-30)
+    atol = scaled_atol * max(np.abs(official).max() if scale is None else scale, 1e-30)
     np.testing.assert_allclose(ours, official, rtol=rtol, atol=atol, err_msg=what)
 
 
@@ -293,12 +295,16 @@ def test_posterior_and_prior_along_the_sequence(compared):
 
 @pytest.mark.parametrize("term", ["rec", "rew", "con", "dyn", "rep", "policy", "value", "repval"])
 def test_loss_terms(compared, term):
-    """`rec`: the decoder's loss of every observation key (ours `loss/rec_<key>`, official `loss/<key>`)."""
+    """`rec`: the decoder's loss of every observation key (ours `loss/rec_<key>`, official `loss/<key>`).
+    A loss is the mean of the official per-step losses (B, T, or B*T for the imagination's); the absolute
+    bound is a fraction of their largest, as a mean of terms of either sign may cancel to near zero (the
+    size-12m policy loss: -4.7e-6, a mean of terms up to 1.5e-3)."""
     _, _, ours, official, case, _ = compared
     tolerance = LOOSE if term == "policy" else (RTOL, 1e-6)
     names = {f"rec_{k}": k for k in case.obs} if term == "rec" else {term: term}
     for our_name, official_name in names.items():
-        close(ours["metrics"][f"loss/{our_name}"], official[f"loss/{official_name}"].mean(), our_name, tolerance)
+        steps = official[f"loss/{official_name}"]
+        close(ours["metrics"][f"loss/{our_name}"], steps.mean(), our_name, tolerance, scale=np.abs(steps).max())
 
 
 def test_total_loss(compared):
@@ -363,7 +369,9 @@ def test_gradient_of_every_parameter(compared):
 
 
 UPDATES = (1e-3, 1e-5)
-NEAR_ZERO_GRAD = 1e-3  # a gradient element this far below its tensor's largest is rounding-dominated
+# A gradient element is rounding-dominated when the gradients' own bound (LOOSE: 1e-5 of the tensor's
+# largest, absolute) is more than the update's relative bound (1e-3) of it: below 1e-2 of the largest.
+NEAR_ZERO_GRAD = LOOSE[1] / UPDATES[0]
 
 
 @pytest.mark.parametrize("step", [1, STEPS])
@@ -371,14 +379,20 @@ def test_parameters_and_slow_critic_after_warmup_steps(compared, step):
     """Step 1 moves only the slow critic (the warm-up's learning rate is 0 at the first update); by
     step 10 every parameter has moved through AGC, the RMS scaling and momentum.
 
-    Compared: the change from the initial parameters, at `UPDATES` (relative 1e-3; absolute: two ulps
-    of the tensor's largest parameter per step, as each step's update and slow-critic EMA round). The RMS scaling
+    Compared: the change from the initial parameters, at `UPDATES` (relative 1e-3; absolute: 1e-5 of the
+    tensor's largest change, or two ulps of its largest parameter per step, as each step's update and
+    slow-critic EMA round; plus what an element's gradient error carries, below). The RMS scaling
     divides each gradient element by its own running RMS, so an element's update carries the relative
-    rounding error of its gradient, which is about 1e-7 x the largest gradient of the tensor divided by
-    its own size: 1e-4 to 1e-3 for elements a thousand times smaller than the largest (worst measured:
-    2.5e-4, one gate bias of 1536). An element whose first gradient is below 1e-3 of its tensor's largest
-    is dominated by rounding and, normalised to a full-size step, may go its own way over ten steps (one
-    posterior weight of 36,864: -5.6e-7 vs -1.5e-7); such elements may differ, at most 0.1% of a tensor."""
+    rounding error of its gradient: the gradients agree within 1e-5 of the tensor's largest (`LOOSE`,
+    twohot rounding), which is more than 1e-3 of an element a hundred times smaller than the largest
+    (`NEAR_ZERO_GRAD`). Such an element is dominated by rounding and, normalised to a full-size step, may
+    go its own way over ten steps (measured in the vector configurations: none at size 1m; at 12m one or
+    two elements of the first layers of the heads and of the RSSM's hidden layer, each of more than 655,360);
+    such elements may differ, at most 0.1% of a tensor. Elements with larger gradients agree at 1e-3 (worst measured:
+    2.5e-4, one gate bias of 1536), plus what their gradient's error carries through steps whose signs
+    alternate and cancel in the net change: LOOSE[1] x (largest gradient / own gradient) x the tensor's
+    largest change (the size-12m actor's last hidden bias, entry 219, first gradient 0.029 of the largest:
+    it moved 1.2736e-8 vs 1.2692e-8, 190 times less than the tensor's largest change, 2.4e-6)."""
     _, state, ours, official, _, _ = compared
     after = {k.removeprefix(f"after{step}/"): v for k, v in official.items() if k.startswith(f"after{step}/")}
     params, slow = mapping.to_ours(after, state["params"], state["slow_val"])
@@ -391,13 +405,20 @@ def test_parameters_and_slow_critic_after_warmup_steps(compared, step):
                      jax.tree.leaves(start), jax.tree.leaves(grads))
         for (path, a), b, s, g in leaves:
             moved_ours, moved_official = np.asarray(a) - np.asarray(s), np.asarray(b) - np.asarray(s)
+            largest = np.abs(moved_official).max()
             # A float32 parameter moves in steps of its ulp (1.2e-7 relative): two per step are rounding.
-            atol = max(UPDATES[1] * np.abs(moved_official).max(), 2.4e-7 * step * np.abs(np.asarray(s)).max())
-            apart = np.abs(moved_ours - moved_official) > atol + UPDATES[0] * np.abs(moved_official)
+            atol = max(UPDATES[1] * largest, 2.4e-7 * step * np.abs(np.asarray(s)).max())
             g = np.abs(np.asarray(g))
-            rounding = g < NEAR_ZERO_GRAD * g.max() if g.max() > 0 else np.ones_like(apart)
+            rounding = g < NEAR_ZERO_GRAD * g.max() if g.max() > 0 else np.ones(g.shape, bool)
+            # each step of an element carries its gradient's error, LOOSE[1] of the largest gradient, relative
+            # to its own gradient; steps of alternating sign add that up while the move itself cancels
+            carried = LOOSE[1] * g.max() / np.maximum(g, NEAR_ZERO_GRAD * g.max()) * largest if g.max() > 0 else 0.0
+            apart = np.abs(moved_ours - moved_official) > atol + carried + UPDATES[0] * np.abs(moved_official)
             where = f"{name} {jax.tree_util.keystr(path)} by step {step}"
-            assert not (apart & ~rounding).any(), f"{where}: {np.argwhere(apart & ~rounding)[:5].tolist()} differ"
+            wrong = np.argwhere(apart & ~rounding)[:5]
+            assert not wrong.size, f"{where}: " + "; ".join(
+                f"{tuple(i)} moved {moved_ours[tuple(i)]:.5g} vs {moved_official[tuple(i)]:.5g}, first gradient "
+                f"{g[tuple(i)] / g.max():.2g} of the largest" for i in wrong)
             assert apart.mean() <= 0.001, f"{where}: {apart.sum()} of {apart.size} elements differ"
     if step == STEPS:
         moved = [not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(mine["params"]),
