@@ -19,7 +19,7 @@ from typing import Any
 
 from harness.plan import RunSpec
 from harness.rundir import RunDir, describe_holder
-from harness.worker import EXIT_CODES, PARENT_ENV
+from harness.worker import EXIT_CODES, PARENT_ENV, worker_environment
 
 STATE_OF_EXIT = {code: state for state, code in EXIT_CODES.items()}
 LOG_PROGRESS_EVERY = 30.0  # seconds between progress lines when stdout is not a terminal
@@ -91,7 +91,8 @@ class LocalLauncher:
         log = open(RunDir(spec.run_dir).log, "a")
         return subprocess.Popen([sys.executable, "-m", "harness.worker", str(spec.run_dir)],
                                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, env={**os.environ, PARENT_ENV: str(os.getpid())})
+                                start_new_session=True,
+                                env=worker_environment({**os.environ, PARENT_ENV: str(os.getpid())}))
 
     def launch(self, specs: list[RunSpec]) -> int:
         pending, running, states = list(specs), {}, {}

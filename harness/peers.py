@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -28,6 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from agents.official import setup as official_setup
+from harness.worker import worker_environment
 
 REPO = Path(__file__).resolve().parents[1]
 SIDES = ("ours", "official", "sheeprl")
@@ -124,7 +126,8 @@ class Driver:
         with log.open("w") as stderr:  # the child keeps its own copy of the descriptor
             self.process = subprocess.Popen(
                 [str(python), "-m", f"harness.bench_peers.{side}", json.dumps(point)], cwd=REPO,
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True)
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True,
+                env=worker_environment(os.environ) if side == "ours" else None)  # ours as the harness runs it
         self.ready = self._reply()
 
     def _reply(self) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from harness.launch import Progress
 from harness.logs import slurm_job_id
 from harness.plan import ConfigError, RunSpec, choices
 from harness.rundir import RunDir
-from harness.worker import EXIT_CODES, run_job
+from harness.worker import EXIT_CODES, run_job, worker_environment
 
 # Resources of one run when neither the cluster profile nor the agent's `slurm:` block sets them.
 RESOURCE_DEFAULTS = {"gpus": 0, "cpus": 1, "mem_gb": 4, "time_min": 60}
@@ -222,7 +222,10 @@ class SlurmLauncher:
             "job_name": job_name, "partition": c.get("partition"), "account": c.get("account"), "qos": c.get("qos"),
             "constraint": c.get("constraint"), "time": int(r["time_min"]), "cpus_per_task": int(r["cpus"]),
             "mem": f"{round(r['mem_gb'] * 1024)}M", "gres": gpu if r["gpus"] else None,
-            "array_parallelism": c.get("array_parallelism") or 256, "setup": list(c.get("setup") or []),
+            "array_parallelism": c.get("array_parallelism") or 256,
+            # the worker runs inside submitit's python, so its allocator settings go in the job script
+            "setup": [f"export GLIBC_TUNABLES={worker_environment(os.environ)['GLIBC_TUNABLES']}",
+                      *(c.get("setup") or [])],
             "signal_delay_s": int(self.settings["signal_delay_s"]), "stderr_to_stdout": True,
             # srun of SLURM 22.05-23.02 does not inherit --cpus-per-task: the run would get one CPU
             "srun_args": [f"--cpus-per-task={int(r['cpus'])}"],

@@ -25,6 +25,7 @@ import numpy as np
 import yaml
 
 from agents.dreamer.agent import DreamerAgent
+from harness.worker import worker_environment
 
 CONFIG = Path(__file__).resolve().parents[2] / "harness" / "config" / "agent" / "dreamerv3.yaml"
 
@@ -120,7 +121,7 @@ def figures(quick: bool) -> list[dict]:
     for task, size in cases:
         out = subprocess.run(
             [sys.executable, "-m", "agents.dreamer.bench", "case", task, size, str(repeats)],
-            capture_output=True, text=True, check=True,
+            capture_output=True, text=True, check=True, env=worker_environment(os.environ),  # as the harness runs it
         ).stdout
         rows += json.loads(out.strip().splitlines()[-1])
     return rows

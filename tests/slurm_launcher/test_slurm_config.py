@@ -6,6 +6,7 @@ from omegaconf import OmegaConf
 
 from harness.plan import ConfigError, compose
 from harness.slurm import RequeuePolicy, SlurmLauncher, _parse
+from harness.worker import ALLOCATOR_TUNABLES
 
 
 def launcher(*args: str) -> SlurmLauncher:
@@ -13,12 +14,15 @@ def launcher(*args: str) -> SlurmLauncher:
     return SlurmLauncher(cfg["launcher"], cfg)
 
 
-def test_example_profile_with_overrides_becomes_sbatch_options():
+def test_example_profile_with_overrides_becomes_sbatch_options(monkeypatch):
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
     params = launcher("cluster=example", "cluster.gpus=2", "cluster.gpu_type=a100", "cluster.account=proj42",
                       "+cluster.sbatch.exclude='node[01-02]'").sbatch_parameters("atari26-dreamerv3")
     assert params["partition"] == "gpu" and params["account"] == "proj42" and params["time"] == 1440
     assert params["gres"] == "gpu:a100:2" and params["array_parallelism"] == 64
-    assert params["setup"] == ["module load cuda/12.4", "export XLA_PYTHON_CLIENT_MEM_FRACTION=0.9"]
+    allocator, *site = params["setup"]  # the workers' allocator settings first (harness.worker), then the profile's
+    assert allocator == f"export GLIBC_TUNABLES={':'.join(ALLOCATOR_TUNABLES)}"
+    assert site == ["module load cuda/12.4", "export XLA_PYTHON_CLIENT_MEM_FRACTION=0.9"]
     assert params["signal_delay_s"] == 600 and params["job_name"] == "atari26-dreamerv3"
     assert params["additional_parameters"] == {"hold": True, "requeue": True, "exclude": "node[01-02]"}
     assert "qos" not in params and "constraint" not in params  # null fields are left to the site
