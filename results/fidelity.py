@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from results import report, runinfo, tables
+from results import final, report, runinfo, tables
 from results.analysis import Options
 
 OURS, OFFICIAL = "dreamerv3", "dreamerv3_official"
@@ -123,9 +123,11 @@ def _warmup_caveat(runs: pd.DataFrame) -> str:
             "512) compares more of it, at a proportional cost.\n")
 
 
-def _suite_page(runs: pd.DataFrame, left_out: list[str], suite: str, folder: Path, reps: int) -> Path:
+def _suite_page(runs: pd.DataFrame, left_out: list[str], suite: str, folder: Path, reps: int,
+                rule: dict | None) -> Path:
     """Write `folder/<suite>.md` (the report's plots and tables in `folder/<suite>/`) from the suite's runs."""
-    options = Options(reps=reps, against=OFFICIAL, include_flagged=True, tasks=sorted(runs["task"].unique()))
+    options = Options(reps=reps, against=OFFICIAL, include_flagged=True, tasks=sorted(runs["task"].unique()), rule=rule)
+    rule_text = final.describe(rule) if rule else "mean of the training episodes in the last 10% of the budget"
     body = report.build(list(runs["path"]), folder / suite, suite, [OURS, OFFICIAL], options=options).read_text()
     jax = {a: runs.loc[runs["agent"] == a, "versions"].iloc[0].get("jax", "?") for a in (OURS, OFFICIAL)}
     commits = sorted({str(c)[:12] + (" (uncommitted changes)" if dirty else "")
@@ -139,8 +141,8 @@ def _suite_page(runs: pd.DataFrame, left_out: list[str], suite: str, folder: Pat
         f"Regenerate with `{COMMAND}` (the runs, then `python -m results.fidelity RUNS --suite {suite}`).\n",
         f"Machine: {', '.join(sorted(set(runs['device'])))}. The runs of both sides shared it, two at a time. "
         f"Code: this repository at commit {', '.join(commits)}.\n",
-        "Verdict per task: the 95% bootstrap CI of (ours - official) of the final score (mean of the training "
-        "episodes in the last 10% of the budget) contains 0: reproduced; below or above 0 otherwise. With "
+        f"Verdict per task: the 95% bootstrap CI of (ours - official) of the final score ({rule_text}) "
+        "contains 0: reproduced; below or above 0 otherwise. With "
         f"{runs['seed'].nunique()} seeds per side the CIs are wide: 'reproduced' means no difference this study "
         "can detect.\n",
         "## Settings (identical on both sides, checked from each run's config.yaml)\n",
@@ -169,17 +171,17 @@ def _index(out: Path) -> str:
                                     zip(verdicts["diff"], verdicts["diff_lower"], verdicts["diff_upper"])],
                                 "verdict": verdicts["verdict"], "hours per run (ours)": verdicts["hours_per_run"].round(2),
                                 "machine": verdicts["device"]})
-        sections += [f"## [{suite}]({folder.name}/{page.name})\n", tables.markdown(summary)]
+        rule = pd.read_csv(folder / suite / "tables" / f"{suite}_methods.csv")["rule"].iloc[0]
+        sections += [f"## [{suite}]({folder.name}/{page.name})\n", f"Final score: {rule}.\n", tables.markdown(summary)]
     return "\n".join([
         "# DreamerV3: ours beside the official code, learning\n",
         "`agent=dreamerv3` and `agent=dreamerv3_official` (the official 2024 code) ran through the same harness "
         "with identical settings. One page per suite, each with its settings, machine, commit, report and curves; "
-        "below, the final scores (mean of the training episodes in the last 10% of the budget, 95% bootstrap CIs) "
-        f"and the verdicts of every page. Regenerate with `{COMMAND}` (all suites; `make fidelity-proprio` or "
-        "`make fidelity-vision` for one).\n", *sections])
+        f"below, the final scores (95% bootstrap CIs) and the verdicts of every page. Regenerate with `{COMMAND}` "
+        "(all suites; `make fidelity-proprio` or `make fidelity-vision` for one).\n", *sections])
 
 
-def build(root: Path, out: Path, reps: int = 50_000, suites: list[str] | None = None) -> Path:
+def build(root: Path, out: Path, reps: int = 50_000, suites: list[str] | None = None, rule: str | None = None) -> Path:
     """Check the runs under `root`, write a page per suite (of `suites`, default all) beside `out`, in out's
     stem folder, and `out` itself as the index of every suite page there."""
     runs = _runs(root)
@@ -194,7 +196,7 @@ def build(root: Path, out: Path, reps: int = 50_000, suites: list[str] | None = 
     folder.mkdir(parents=True, exist_ok=True)
     for suite, (used, left_out) in pairs.items():  # aggregates over the study's tasks of each suite
         if not used.empty:
-            _suite_page(used, left_out, suite, folder, reps)
+            _suite_page(used, left_out, suite, folder, reps, final.parse_rule(rule) if rule else None)
     out.write_text(_index(out))
     return out
 
@@ -206,9 +208,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--suite", nargs="+", help="build the pages of these suites only (default: every suite of RUNS)")
     parser.add_argument("--out", default="docs/fidelity.md",
                         help="the front page (default docs/fidelity.md); suite pages go in its stem folder")
+    parser.add_argument("--rule", help="final-score rule of the pages built (default each run's own: the training "
+                        "episodes in the last 10%% of the budget), e.g. 'eval_after_training'")
     parser.add_argument("--reps", type=int, default=50_000, help="bootstrap replicates (default 50000)")
     args = parser.parse_args(argv)
-    print(f"wrote {build(Path(args.root), Path(args.out), args.reps, args.suite)}")
+    print(f"wrote {build(Path(args.root), Path(args.out), args.reps, args.suite, args.rule)}")
     return 0
 
 

@@ -2,7 +2,7 @@
 the CPU reuses the memory of the update before it instead of faulting in fresh pages.
 
 Measured in subprocesses, as GLIBC_TUNABLES is read only at process start: minor page faults of the
-third and fourth update of our DreamerV3 at DMC cartpole 1m, batch 16 x 64 (about 0.36 GB of XLA
+third to tenth update of our DreamerV3 at DMC cartpole 1m, batch 16 x 64 (about 0.36 GB of XLA
 temporaries per update), with the workers' environment and without it.
 """
 
@@ -19,7 +19,7 @@ from harness.bench_peers.ours import Ours
 side = Ours({"task": "dmc_cartpole", "size": "1m", "batch": 16, "length": 64, "dtype": "float32"})
 side.update(); side.update()
 faults = []
-for _ in range(2):
+for _ in range(8):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     side.update()
     faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
@@ -37,7 +37,10 @@ def test_updates_reuse_their_memory_in_a_worker():
     plain = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
     fresh, reused = faults_per_update(plain), faults_per_update(worker_environment(plain))
     assert min(fresh) > 40_000, fresh  # 4 KiB pages: about 0.35 GB faulted in by every update
-    assert max(reused) < 1_000, reused
+    # the heap grows once or twice within the first updates (where a new block does not fit the holes the
+    # last one left), then stays: measured [0, 0, 78896, 0, 0, ...] and [65, 0, 91917, 0, ...]
+    assert sum(reused) < 2.5 * min(fresh), reused
+    assert max(reused[-3:]) < 1_000, reused
 
 
 def test_worker_environment_keeps_a_users_other_tunables():

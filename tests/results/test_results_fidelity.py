@@ -75,8 +75,9 @@ def test_one_suite_is_rebuilt_and_the_front_page_keeps_the_others(tmp_path, make
     vision = folder / "dmc_vision.md"  # a page of another suite, built earlier from runs no longer here
     vision.write_text("an earlier study")
     (folder / "dmc_vision" / "tables").mkdir(parents=True)
-    for csv in (folder / "dmc_proprio" / "tables").glob("*reproduction_dreamerv3_official*.csv"):
-        shutil.copy(csv, folder / "dmc_vision" / "tables" / csv.name.replace("dmc_proprio", "dmc_vision"))
+    for table in ("methods", "reproduction_dreamerv3_official (new)"):  # what the front page reads
+        shutil.copy(folder / "dmc_proprio" / "tables" / f"dmc_proprio_{table}.csv",
+                    folder / "dmc_vision" / "tables" / f"dmc_vision_{table}.csv")
     with pytest.raises(ValueError, match="no runs of dreamerv3 or dreamerv3_official found"):
         fidelity.build(root, out, reps=500, suites=["dmc_vision"])  # no runs of that suite under root
     index = fidelity.build(root, out, reps=500, suites=["dmc_proprio"]).read_text()
@@ -137,3 +138,16 @@ def test_a_seed_unfinished_on_either_side_is_left_out_on_both(tmp_path, make_run
         stopped.write_text(json.dumps({"state": "stopped"}))
     with pytest.raises(ValueError, match="no task and seed under .* is finished on both sides yet"):
         fidelity.build(root, tmp_path / "again.md", reps=200)
+
+
+def test_a_final_score_rule_given_for_the_pages(tmp_path, make_run):
+    """`--rule`: the study's verdicts by another final-score rule (the vision study's evaluation episodes),
+    named on the suite page and on the front page."""
+    root = side_by_side(tmp_path / "runs", make_run)
+    index = fidelity.build(root, tmp_path / "fidelity.md", reps=500, rule="last_fraction:fraction=0.5").read_text()
+    page = (tmp_path / "fidelity" / "dmc_proprio.md").read_text()
+    assert "final score (mean of train episodes in the last 50% of the budget) contains 0" in page
+    assert "Final score: mean of train episodes in the last 50% of the budget." in index
+    verdicts = pd.read_csv(tmp_path / "fidelity" / "dmc_proprio" / "tables" /
+                           "dmc_proprio_reproduction_dreamerv3_official (new).csv").set_index("task")
+    assert verdicts.loc["reacher_easy", "new_mean"] < 905  # the ramp of the first half now counts
