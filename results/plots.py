@@ -84,6 +84,12 @@ def learning_curves(curves: pd.DataFrame, finals: pd.DataFrame, per_task: pd.Dat
             table = group.pivot(index="seed", columns="step", values="score")
             mean, lower, upper = _band(table.to_numpy(), seed)
             style = "--" if (label, task) in flagged else "-"
+            scored = np.isfinite(mean)
+            if scored.sum() == 1:  # one bin with episodes (all ended at once): a point, its band the error bar
+                ax.errorbar(table.columns[scored], mean[scored], yerr=[mean[scored] - lower[scored],
+                            upper[scored] - mean[scored]], fmt="o", ms=3, color=colors[label], label=label,
+                            capsize=1.5, lw=1)
+                continue
             ax.plot(table.columns, mean, style, color=colors[label], label=label, lw=1.5)
             ax.fill_between(table.columns, lower, upper, color=colors[label], alpha=0.2, lw=0)
         for row in per_task[(per_task["task"] == task) & per_task["method"].isin(final_labels)].itertuples():
