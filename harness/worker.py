@@ -36,7 +36,8 @@ PARENT_CHECK_S = 1.0
 # at DMC 1m, 2.2 GB at Crafter 1m); by default each is a fresh mmap, unmapped when freed, so every update
 # faulted in and zeroed all of them again (1.3 of the 5.2 CPU-seconds of a Crafter 1m update, in the
 # kernel). From one untrimmed heap an update reuses the pages of the one before.
-ALLOCATOR_TUNABLES = ("glibc.malloc.arena_max=1", "glibc.malloc.mmap_max=0", "glibc.malloc.trim_threshold=4611686018427387904")
+ALLOCATOR_TUNABLES = ("glibc.malloc.arena_max=1", "glibc.malloc.mmap_max=0",
+                      "glibc.malloc.trim_threshold=4611686018427387904")  # 2**62: never
 
 
 def worker_environment(env: Mapping[str, str]) -> dict[str, str]:

@@ -157,20 +157,23 @@ def _suite_page(runs: pd.DataFrame, left_out: list[str], suite: str, folder: Pat
     return page
 
 
+def _with_ci(table: pd.DataFrame, value: str, bounds: str) -> list[str]:
+    """'value [lower, upper]' per row, from the columns `value`, `<bounds>_lower` and `<bounds>_upper`."""
+    return [f"{v:.3g} [{lo:.3g}, {hi:.3g}]" for v, lo, hi in
+            zip(table[value], table[f"{bounds}_lower"], table[f"{bounds}_upper"])]
+
+
 def _index(out: Path) -> str:
     """The study's front page: every suite page under out's folder, with its verdicts per task."""
     folder, sections = out.with_suffix(""), []
     for page in sorted(folder.glob("*.md")):
         suite = page.stem
         verdicts = pd.read_csv(folder / suite / "tables" / f"{suite}_reproduction_{OFFICIAL} (new).csv")
-        ci = lambda side: [f"{m:.3g} [{lo:.3g}, {hi:.3g}]" for m, lo, hi in  # noqa: E731
-                           zip(verdicts[f"{side}_mean"], verdicts[f"{side}_lower"], verdicts[f"{side}_upper"])]
-        summary = pd.DataFrame({"task": verdicts["task"], "runs per side": verdicts["new_runs"], "ours": ci("new"),
-                                "official": ci("published"), "ours - official": [
-                                    f"{d:.3g} [{lo:.3g}, {hi:.3g}]" for d, lo, hi in
-                                    zip(verdicts["diff"], verdicts["diff_lower"], verdicts["diff_upper"])],
-                                "verdict": verdicts["verdict"], "hours per run (ours)": verdicts["hours_per_run"].round(2),
-                                "machine": verdicts["device"]})
+        summary = pd.DataFrame({"task": verdicts["task"], "runs per side": verdicts["new_runs"],
+                                "ours": _with_ci(verdicts, "new_mean", "new"),
+                                "official": _with_ci(verdicts, "published_mean", "published"),
+                                "ours - official": _with_ci(verdicts, "diff", "diff"), "verdict": verdicts["verdict"],
+                                "hours per run (ours)": verdicts["hours_per_run"].round(2), "machine": verdicts["device"]})
         rule = pd.read_csv(folder / suite / "tables" / f"{suite}_methods.csv")["rule"].iloc[0]
         sections += [f"## [{suite}]({folder.name}/{page.name})\n", f"Final score: {rule}.\n", tables.markdown(summary)]
     return "\n".join([
