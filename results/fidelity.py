@@ -127,7 +127,6 @@ def _suite_page(runs: pd.DataFrame, left_out: list[str], suite: str, folder: Pat
                 rule: dict | None) -> Path:
     """Write `folder/<suite>.md` (the report's plots and tables in `folder/<suite>/`) from the suite's runs."""
     options = Options(reps=reps, against=OFFICIAL, include_flagged=True, tasks=sorted(runs["task"].unique()), rule=rule)
-    rule_text = final.describe(rule) if rule else "mean of the training episodes in the last 10% of the budget"
     body = report.build(list(runs["path"]), folder / suite, suite, [OURS, OFFICIAL], options=options).read_text()
     jax = {a: runs.loc[runs["agent"] == a, "versions"].iloc[0].get("jax", "?") for a in (OURS, OFFICIAL)}
     commits = sorted({str(c)[:12] + (" (uncommitted changes)" if dirty else "")
@@ -141,7 +140,7 @@ def _suite_page(runs: pd.DataFrame, left_out: list[str], suite: str, folder: Pat
         f"Regenerate with `{COMMAND}` (the runs, then `python -m results.fidelity RUNS --suite {suite}`).\n",
         f"Machine: {', '.join(sorted(set(runs['device'])))}. The runs of both sides shared it, two at a time. "
         f"Code: this repository at commit {', '.join(commits)}.\n",
-        f"Verdict per task: the 95% bootstrap CI of (ours - official) of the final score ({rule_text}) "
+        f"Verdict per task: the 95% bootstrap CI of (ours - official) of the final score ({_rule(folder, suite)}) "
         "contains 0: reproduced; below or above 0 otherwise. With "
         f"{runs['seed'].nunique()} seeds per side the CIs are wide: 'reproduced' means no difference this study "
         "can detect.\n",
@@ -155,6 +154,11 @@ def _suite_page(runs: pd.DataFrame, left_out: list[str], suite: str, folder: Pat
     body = body.replace("](plots/", f"]({suite}/plots/").replace("# Results report\n", "## The report\n", 1)
     page.write_text("\n".join(header) + "\n" + body)
     return page
+
+
+def _rule(folder: Path, suite: str) -> str:
+    """The final-score rule the suite's report used, as its methods table states it."""
+    return pd.read_csv(folder / suite / "tables" / f"{suite}_methods.csv")["rule"].iloc[0]
 
 
 def _with_ci(table: pd.DataFrame, value: str, bounds: str) -> list[str]:
@@ -174,8 +178,8 @@ def _index(out: Path) -> str:
                                 "official": _with_ci(verdicts, "published_mean", "published"),
                                 "ours - official": _with_ci(verdicts, "diff", "diff"), "verdict": verdicts["verdict"],
                                 "hours per run (ours)": verdicts["hours_per_run"].round(2), "machine": verdicts["device"]})
-        rule = pd.read_csv(folder / suite / "tables" / f"{suite}_methods.csv")["rule"].iloc[0]
-        sections += [f"## [{suite}]({folder.name}/{page.name})\n", f"Final score: {rule}.\n", tables.markdown(summary)]
+        sections += [f"## [{suite}]({folder.name}/{page.name})\n", f"Final score: {_rule(folder, suite)}.\n",
+                     tables.markdown(summary)]
     return "\n".join([
         "# DreamerV3: ours beside the official code, learning\n",
         "`agent=dreamerv3` and `agent=dreamerv3_official` (the official 2024 code) ran through the same harness "
