@@ -97,7 +97,7 @@ def _reproductions(report: SuiteReport, runs: pd.DataFrame, options: Options) ->
 def _add_verdicts(report: SuiteReport, runs: pd.DataFrame, new: str, new_label: str, reference_label: str,
                   options: Options) -> None:
     """Per-task and aggregate verdicts of `new_label` against `reference_label`'s runs, with their cost."""
-    verdicts = tables.reproduction(report.table, new_label, reference_label, report.suite, options.reps, options.seed)
+    verdicts = tables.reproduction(report.table, new_label, reference_label, report.suite)
     report.reproduction.append(verdicts.merge(_cost(runs, new), on="task", how="left"))
     aggregate = tables.reproduction_aggregate(report.table, new_label, reference_label, options.reps, options.seed)
     if len(aggregate):

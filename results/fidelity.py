@@ -140,7 +140,7 @@ def _suite_page(runs: pd.DataFrame, left_out: list[str], suite: str, folder: Pat
         f"Regenerate with `{COMMAND}` (the runs, then `python -m results.fidelity RUNS --suite {suite}`).\n",
         f"Machine: {', '.join(sorted(set(runs['device'])))}. The runs of both sides shared it, two at a time. "
         f"Code: this repository at commit {', '.join(commits)}.\n",
-        f"Verdict per task: the 95% bootstrap CI of (ours - official) of the final score ({_rule(folder, suite)}) "
+        f"Verdict per task: the 95% Welch t CI of (ours - official) of the final score ({_rule(folder, suite)}) "
         "contains 0: reproduced; below or above 0 otherwise. With "
         f"{runs['seed'].nunique()} seeds per side the CIs are wide: 'reproduced' means no difference this study "
         "can detect.\n",
@@ -184,7 +184,7 @@ def _index(out: Path) -> str:
         "# DreamerV3: ours beside the official code, learning\n",
         "`agent=dreamerv3` and `agent=dreamerv3_official` (the official 2024 code) ran through the same harness "
         "with identical settings. One page per suite, each with its settings, machine, commit, report and curves; "
-        f"below, the final scores (95% bootstrap CIs) and the verdicts of every page. Regenerate with `{COMMAND}` "
+        f"below, the final scores (95% t CIs) and the verdicts of every page. Regenerate with `{COMMAND}` "
         "(all suites; `make fidelity-proprio` or `make fidelity-vision` for one).\n", *sections])
 
 

@@ -147,8 +147,9 @@ def write_suite(report: SuiteReport, out: Path, options: Options) -> str:
             "published_mean", "published_lower", "published_upper", "new_mean", "new_lower", "new_upper",
             "ratio", "diff", "diff_lower", "diff_upper", "hours_per_run", "device"})), side)
         lines += [f"### Reproduction of {frame['published'].iloc[0]} by {frame['new'].iloc[0]}: per task\n",
-                  f"Verdict: the 95% bootstrap CI of (new mean - {side} mean) contains 0: reproduced; "
-                  f"lies below 0: below; above 0: above. Ratio: new mean / {side} mean (raw scores).\n",
+                  f"Verdict: the 95% Welch t CI of (new mean - {side} mean) contains 0: reproduced; "
+                  f"lies below 0: below; above 0: above; a side with one run gives none. Means with their t CIs; "
+                  f"a paper table's mean counts as exact. Ratio: new mean / {side} mean (raw scores).\n",
                   tables.markdown(shown)]
         tables.write(frame, folder, f"{suite}_reproduction_{frame['published'].iloc[0]}", shown)
     if len(report.per_task):

@@ -83,7 +83,7 @@ def aggregates(table: pd.DataFrame, labels: list[str], tasks: list[str], reps: i
 
 def verdict(lower: float, upper: float) -> str:
     if np.isnan(lower) or np.isnan(upper):
-        return "n/a"
+        return "n/a (fewer than 2 runs)"
     return "below" if upper < 0 else "above" if lower > 0 else "reproduced"
 
 
@@ -99,8 +99,9 @@ def _paper_means(suite: str, method: str) -> pd.Series:
     return pd.Series(dtype=float)
 
 
-def reproduction(table: pd.DataFrame, new: str, published: str, suite: str, reps: int, seed: int) -> pd.DataFrame:
-    """Per task: published vs new mean (raw) with CIs, ratio, difference CI and verdict."""
+def reproduction(table: pd.DataFrame, new: str, published: str, suite: str) -> pd.DataFrame:
+    """Per task: published vs new mean (raw) with t CIs, ratio, Welch CI of the difference and verdict
+    (stats.welch_interval says why not the bootstrap)."""
     usable = table[~table["excluded"]]
     new_runs = usable[usable["label"] == new]
     old_runs = usable[usable["label"] == published]
@@ -111,17 +112,19 @@ def reproduction(table: pd.DataFrame, new: str, published: str, suite: str, reps
         y = old_runs.loc[old_runs["task"] == task, "raw"].to_numpy()
         row = {"task": task, "published": published, "new": new, "published_runs": len(y), "new_runs": len(x)}
         if len(y) == 0 and task in paper.index:
-            y = np.array([float(paper[task])])
-            row.update(published_runs=0, published_from="paper table")
+            reference_scores = float(paper[task])  # a constant: the paper's runs are unknown
+            old = (reference_scores, np.nan, np.nan)
+            row["published_from"] = "paper table"
         else:
+            reference_scores = y
+            old = stats.welch_interval(y, 0.0) if len(y) else None
             row["published_from"] = "per-run data"
-        if len(x) == 0 or len(y) == 0:
+        if len(x) == 0 or old is None:
             row["verdict"] = "n/a (no usable new runs)" if len(x) == 0 else "n/a (no published runs)"
             rows.append(row)
             continue
-        old = stats.mean_interval(y, reps, seed)
-        fresh = stats.mean_interval(x, reps, seed)
-        diff = stats.difference_interval(x[:, None], y[:, None], "mean", reps, seed)
+        fresh = stats.welch_interval(x, 0.0)
+        diff = stats.welch_interval(x, reference_scores)
         row.update(published_mean=old[0], published_lower=old[1], published_upper=old[2],
                    new_mean=fresh[0], new_lower=fresh[1], new_upper=fresh[2],
                    ratio=fresh[0] / old[0] if old[0] > 0 else np.nan,

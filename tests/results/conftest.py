@@ -18,7 +18,7 @@ def write_run(root: Path, suite: dict, agent: str, task: str, seed: int, episode
               compute: dict | None = None) -> Path:
     """A run directory in the format the harness writes (notes/RUNDIR.md, format 1)."""
     run = root / suite["name"] / agent / task / f"seed{seed}"
-    run.mkdir(parents=True)
+    run.mkdir(parents=True, exist_ok=True)
     budget = suite["protocol"]["budget"] * suite["protocol"]["action_repeat"]
     config = {"format": 1, "suite": suite, "agent": {"name": agent}, "task": task, "seed": seed,
               "protocol_overrides": overrides or {}}

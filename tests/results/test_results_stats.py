@@ -1,8 +1,10 @@
-"""The vectorised bootstrap against rliable itself, and rliable's numbers on published runs."""
+"""The vectorised bootstrap against rliable itself, rliable's numbers on published runs, and the Welch interval
+of the per-task verdicts against scipy and against its promised error rate."""
 
 import numpy as np
 import pytest
 from rliable import library, metrics
+from scipy import stats as scipy_stats
 
 from results import stats
 from results.final import final_scores
@@ -95,3 +97,37 @@ def test_spr_aggregates(published):
     result = stats.interval_estimates(scores, ["iqm", "mean"], reps=1_000, seed=0)
     assert result["iqm"][0] == pytest.approx(0.337, abs=5e-4)
     assert result["mean"][0] == pytest.approx(0.616, abs=5e-4)
+
+
+def test_welch_interval_equals_scipy():
+    rng = np.random.default_rng(4)
+    new, old = rng.normal(10, 3, 3), rng.normal(12, 1, 5)
+    point, lower, upper = stats.welch_interval(new, old)
+    scipy_ci = scipy_stats.ttest_ind(new, old, equal_var=False).confidence_interval(0.95)
+    assert point == pytest.approx(new.mean() - old.mean())
+    assert (lower, upper) == pytest.approx((scipy_ci.low, scipy_ci.high), rel=1e-12)
+    # against a constant (a paper table's mean): the one-sample t interval, shifted by the constant
+    point, lower, upper = stats.welch_interval(new, 9.0)
+    scipy_ci = scipy_stats.ttest_1samp(new, 9.0).confidence_interval(0.95)
+    assert (point, lower, upper) == pytest.approx((new.mean() - 9.0, scipy_ci.low - 9.0, scipy_ci.high - 9.0),
+                                                  rel=1e-12)
+
+
+def test_welch_interval_needs_two_runs_a_side():
+    assert np.isnan(stats.welch_interval(np.array([5.0]), 3.0)[1:]).all()
+    assert np.isnan(stats.welch_interval(np.array([5.0, 6.0]), np.array([3.0]))[1:]).all()
+    assert stats.welch_interval(np.array([5.0, 5.0]), np.array([3.0, 3.0])) == (2.0, 2.0, 2.0)  # no spread at all
+
+
+def test_verdict_error_rate_with_three_runs_a_side():
+    """Two methods with one score distribution, 3 runs each (a study's seeds): the Welch interval calls a
+    difference at most at its 5% level; the percentile bootstrap of the difference, which per-task
+    verdicts used before, calls one far more often (its interval is too narrow at this size)."""
+    rng = np.random.default_rng(0)
+    trials = 600
+    samples = rng.gamma(2.0, 50.0, (trials, 2, 3))  # skewed, like returns of a sparse-reward task
+    welch = [stats.welch_interval(x, y)[1:] for x, y in samples]
+    boot = [stats.difference_interval(x[:, None], y[:, None], "mean", 1000, i)[1:] for i, (x, y) in enumerate(samples)]
+    called = lambda intervals: np.mean([lower > 0 or upper < 0 for lower, upper in intervals])
+    assert called(welch) <= 0.06  # binomial sd at 5% over 600 trials: 0.9%
+    assert called(boot) >= 0.15
