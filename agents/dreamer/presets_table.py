@@ -86,9 +86,11 @@ def _heads(c: dict) -> str:
 
 
 def _data(c: dict) -> str:
-    explore = c.get("explore") or {}
-    first = "random actions" if explore.get("random_prefill") else "the policy"
-    return f"{c['train_after']} steps of {first}; {c.get('pretrain', 0)} extra updates at the start"
+    if (c.get("explore") or {}).get("random_prefill"):
+        first = f"{c['train_after']} steps of random actions"
+    else:
+        first = f"the policy until replay holds {c['train_after']} windows"
+    return f"{first}; {c.get('pretrain', 0)} extra updates at the start"
 
 
 ROWS: list[tuple[str, Callable[[dict], str]]] = [

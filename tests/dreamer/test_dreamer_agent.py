@@ -20,7 +20,8 @@ IMAGE = gym.spaces.Dict({"image": gym.spaces.Box(0, 255, (16, 16, 3), np.uint8)}
 def tiny_config(**overrides) -> dict:
     """The real dreamerv3 config with small widths and batches so a test compiles and runs in seconds."""
     cfg = yaml.safe_load(CONFIG.read_text())
-    cfg.update(size="1m", units=16, depth=2, batch_size=4, batch_length=8, train_after=16, train_ratio=32)
+    # train_after 8 windows of 9 steps: the first update at the 16th step of one env
+    cfg.update(size="1m", units=16, depth=2, batch_size=4, batch_length=8, train_after=8, train_ratio=32)
     cfg["rssm"].update(deter=64, hidden=16, classes=4)
     cfg["replay"]["capacity"] = 1000
     cfg.update(overrides)
@@ -131,3 +132,19 @@ def test_checkpoint_of_another_config_is_refused_clearly(tmp_path):
     wider = DreamerAgent(tiny_config(units=32), VECTOR, gym.spaces.Discrete(3), 1, seed=0)
     with pytest.raises(ValueError, match="written by another config or code version"):
         wider.load(tmp_path)
+
+
+def test_v3_starts_when_replay_holds_train_after_windows():
+    """As the official replay counts (len() = sequences to sample): with 2 envs and windows of 9 steps,
+    16 windows are there at the 16th step of each env, not at the 8th, when 16 steps would be."""
+    agent = DreamerAgent(tiny_config(train_after=16, train_ratio=64), VECTOR, gym.spaces.Discrete(3), 2, seed=0)
+    rng, state, first = np.random.default_rng(0), None, None
+    for t in range(20):
+        obs = {"state": rng.normal(size=(2, 4)).astype(np.float32), "reward": np.zeros(2, np.float32),
+               "is_first": np.full(2, t == 0), "is_last": np.zeros(2, bool), "is_terminal": np.zeros(2, bool)}
+        action, state = agent.act(obs, state, "train")
+        agent.observe({**obs, "action": action})
+        if agent.update() and first is None:
+            first = t + 1
+    # then 2 envs x 64 / (4 x 8) = 4 updates per step, at steps 16 to 20
+    assert first == 16 and agent.counters["updates"] == 5 * 4

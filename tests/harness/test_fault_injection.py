@@ -201,8 +201,9 @@ class Trial:
         sessions = len(json.loads(self.run.meta.read_text())["sessions"])
         if self.setup.agent == "dreamerv3":
             counters = json.loads((checkpoint / "agent/agent.json").read_text())
-            # one update call per loop step from the one where replay holds train_after steps
-            owed = DREAMER_UPDATES_PER_STEP * (counters["agent_steps"] - 100)
+            # one update call per loop step from the one where replay holds train_after (100) windows of
+            # 17 steps, at its 116th step (one env)
+            owed = DREAMER_UPDATES_PER_STEP * (counters["agent_steps"] - 116)
             assert abs(counters["updates"] + counters["owed"] - owed) <= 1, counters
         else:
             import torch

@@ -13,8 +13,9 @@ from results import fidelity
 pytestmark = pytest.mark.official
 
 STEPS = 150
-# episodes of 50 agent steps (cap 100 control steps, repeat 2), one update per agent step from step 16,
-# which is the official start (replay holds batch_size x batch_length steps)
+# episodes of 50 agent steps (cap 100 control steps, repeat 2), one update per agent step from step 24,
+# where the replay holds batch_size x batch_length = 16 windows of 9 steps (the official start; ours
+# counts windows too but defaults to the full-size 1024)
 TINY = ("suite=dmc_proprio", "task=cartpole_balance", "seeds=2", f"steps={STEPS}", "agent.size=1m", "agent.envs=1",
         "agent.batch_size=2", "agent.batch_length=8", "agent.train_ratio=16", "suite.protocol.episode_cap=100",
         "suite.protocol.final_eval_episodes=1", "workers=2")
