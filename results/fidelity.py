@@ -6,26 +6,41 @@ runs/fidelity (DMC proprio and DMC vision studies, `make fidelity-proprio` and `
 then this. It refuses runs whose two sides differ in any setting that shapes learning (protocol, envs,
 size, train ratio, batch, replay, dtype) and writes one page per suite, docs/fidelity/<suite>.md, with the
 report of dreamerv3's verdicts against the official runs (`results.report --against dreamerv3_official
---include-flagged`: the runs are shorter than the paper's, which flags them) in docs/fidelity/<suite>/.
-The front page, docs/fidelity.md, sums up every suite page there, so one suite's study can be rerun
+--include-flagged`: the runs are shorter than the paper's, which flags them) in docs/fidelity/<suite>/,
+and the training metrics both sides log (losses, entropies, updates made) side by side, which show where
+the two sides' learning parts ways when their scores do. The front page, docs/fidelity.md, sums up every suite page there, so one suite's study can be rerun
 without the others.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
-from results import final, report, runinfo, tables
+from results import final, report, runinfo, stats, tables
 from results.analysis import Options
 
 OURS, OFFICIAL = "dreamerv3", "dreamerv3_official"
 AGENT_KEYS = ("envs", "size", "train_ratio", "batch_size", "batch_length", "compute_dtype", "replay")
 COMMAND = "make fidelity"
+# Training metrics both sides log for the same quantity (tests/official compares them on identical
+# inputs), ours and the official name; decoder losses pair our `loss/rec_<key>` with its `loss/<key>`.
+DIAGNOSTICS = {
+    "loss dyn": ("train/loss/dyn", "train/loss/dyn"), "loss rep": ("train/loss/rep", "train/loss/rep"),
+    "loss reward": ("train/loss/rew", "train/loss/rew"), "loss continue": ("train/loss/con", "train/loss/con"),
+    "loss policy": ("train/loss/policy", "train/loss/policy"), "loss value": ("train/loss/value", "train/loss/value"),
+    "loss replay value": ("train/loss/repval", "train/loss/repval"),
+    "entropy policy": ("train/policy_entropy", "train/ent/action"),
+    "entropy posterior": ("train/post_entropy", "train/rep_ent"), "entropy prior": ("train/prior_entropy", "train/dyn_ent"),
+}
+DECODER = ("train/loss/rec_", "train/loss/")
+LATE = 0.9  # diagnostics average the metrics logged after this fraction of a run's agent steps
 
 
 def _settings(config: dict[str, Any]) -> dict[str, Any]:
@@ -86,7 +101,7 @@ def check_identical(runs: pd.DataFrame) -> None:
         if start is not None and start != s["batch_size"] * s["batch_length"]:
             problems.append(f"{run['suite']}/{run['task']} seed {run['seed']} of {OURS}: train_after {start}, but the "
                             f"official code starts training when replay holds batch_size x batch_length = "
-                            f"{s['batch_size'] * s['batch_length']} steps")
+                            f"{s['batch_size'] * s['batch_length']} windows")
     if problems:
         raise ValueError("the two sides did not run identical settings:\n  " + "\n  ".join(problems))
 
@@ -99,28 +114,68 @@ def _settings_table(runs: pd.DataFrame) -> pd.DataFrame:
                      "agent steps": s["protocol"]["budget"], "action repeat": s["protocol"]["action_repeat"],
                      "size": s["size"], "train ratio": s["train_ratio"], "envs": s["envs"],
                      "batch": f"{s['batch_size']} x {s['batch_length']}", "replay": s["replay"]["capacity"],
-                     "dtype": s["compute_dtype"], "updates per run": _updates(s),
+                     "dtype": s["compute_dtype"],
+                     **{f"updates per run, {a}": round(float(np.mean([_updates(p) for p in
+                                                                      group.loc[group["agent"] == a, "path"]])))
+                        for a in (OURS, OFFICIAL)},
                      **{f"wall h per run, {a}": round(group.loc[group["agent"] == a, "wall_s"].mean() / 3600, 2)
                         for a in (OURS, OFFICIAL)}})
     return pd.DataFrame(rows)
 
 
-def _updates(settings: dict[str, Any]) -> int:
-    """Updates of a run: replayed steps (train ratio per agent step after the first full batch) per batch."""
-    batch = settings["batch_size"] * settings["batch_length"]
-    return int((settings["protocol"]["budget"] - batch) * settings["train_ratio"] / batch)
+def _metric_lines(path: str) -> list[dict[str, Any]]:
+    """A run's metrics.jsonl lines that carry train metrics."""
+    log = Path(path) / "metrics.jsonl"
+    lines = [json.loads(x) for x in log.read_text().splitlines() if x.strip()] if log.exists() else []
+    return [x for x in lines if any(k.startswith("train/") for k in x)]
+
+
+def _updates(path: str) -> float:
+    """The updates a run made, as its log last counted them."""
+    return max((x.get("train/updates", 0.0) for x in _metric_lines(path)), default=0.0)
 
 
 def _warmup_caveat(runs: pd.DataFrame) -> str:
     """A sentence when the runs end inside our optimiser's learning-rate warm-up (the official one is the same)."""
     warmup = runs.loc[runs["agent"] == OURS, "warmup"].dropna()
-    updates = max(_updates(s) for s in runs["settings"])
+    updates = int(max(_updates(p) for p in runs["path"]))
     if warmup.empty or updates >= warmup.max():
         return ""
     return (f"**Early training only.** A run makes about {updates:,} updates, inside the optimiser's "
             f"{int(warmup.max()):,}-update learning-rate warm-up: the study compares the two sides early in "
             "learning, not what they learn to converge to. A longer budget or a higher train ratio (the paper's "
             "512) compares more of it, at a proportional cost.\n")
+
+
+def _late_metrics(path: str) -> dict[str, float]:
+    """A run's train metrics averaged over its log lines after LATE of its agent steps."""
+    lines = _metric_lines(path)
+    if not lines:
+        return {}
+    late = [x for x in lines if x["agent_step"] >= LATE * max(x["agent_step"] for x in lines)]
+    keys = {k for x in late for k in x if k.startswith("train/")}
+    return {k: float(np.mean([x[k] for x in late if k in x])) for k in keys}
+
+
+def _diagnostics(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per task, the training metrics both sides log: their late means (seeds' mean [min, max]) and the
+    Welch CI of the difference, to show where two sides' learning parts ways when the scores do."""
+    rows = []
+    for task, group in runs.groupby("task"):
+        late = {a: [_late_metrics(p) for p in group.loc[group["agent"] == a, "path"]] for a in (OURS, OFFICIAL)}
+        decoders = sorted({k[len(DECODER[0]):] for m in late[OURS] for k in m if k.startswith(DECODER[0])})
+        pairs = {**DIAGNOSTICS, **{f"loss decoder {key}": (DECODER[0] + key, DECODER[1] + key) for key in decoders}}
+        for name, (ours, official) in pairs.items():
+            values = {a: np.array([m[k] for m in late[a] if k in m]) for a, k in ((OURS, ours), (OFFICIAL, official))}
+            if not all(len(v) for v in values.values()):
+                continue
+            point, lower, upper = stats.welch_interval(values[OURS], values[OFFICIAL])
+            rows.append({"task": task, "metric": name, **{
+                side: f"{tables.cell(v.mean())} [{tables.cell(v.min())}, {tables.cell(v.max())}]"
+                for side, v in (("ours", values[OURS]), ("official", values[OFFICIAL]))},
+                "ours - official": f"{tables.cell(point)} [{tables.cell(lower)}, {tables.cell(upper)}]",
+                "differs": "yes" if lower > 0 or upper < 0 else "no"})
+    return pd.DataFrame(rows)
 
 
 def _suite_page(runs: pd.DataFrame, left_out: list[str], suite: str, folder: Path, reps: int,
@@ -149,6 +204,12 @@ def _suite_page(runs: pd.DataFrame, left_out: list[str], suite: str, folder: Pat
         ("Left out, not finished on both sides: " + ", ".join(left_out) + ".\n") if left_out else
         "Every task and seed of the study finished on both sides.\n",
         _warmup_caveat(runs),
+        "## Training diagnostics\n",
+        f"The training metrics both sides log, each run's mean over its log lines after {LATE:.0%} of its agent "
+        "steps; per side the mean over seeds [lowest, highest seed]; the difference with its 95% Welch t CI "
+        "('differs': the CI excludes 0). Where the scores part ways, these show whether the two sides' "
+        "learning did.\n",
+        tables.markdown(_diagnostics(runs)),
     ]
     page = folder / f"{suite}.md"
     body = body.replace("](plots/", f"]({suite}/plots/").replace("# Results report\n", "## The report\n", 1)
