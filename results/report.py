@@ -137,6 +137,10 @@ def write_suite(report: SuiteReport, out: Path, options: Options) -> str:
     for frame in report.reproduction_aggregate:
         shown = _aggregate_reproduction_shown(frame, _side(frame, options))
         lines += [f"### Reproduction of {frame['published'].iloc[0]} by {frame['new'].iloc[0]}: aggregates\n",
+                  "Verdict: the 95% stratified bootstrap CI (rliable's) of (new - reference) contains 0: reproduced; "
+                  "below or above 0 otherwise. With few runs per task it is too narrow: between identical score "
+                  "distributions it called a difference in 11-13.5% of trials at 2 tasks x 3 runs, 5.5-6.5% at "
+                  "26 tasks x 5 runs (results/README.md).\n",
                   tables.markdown(shown)]
         tables.write(frame, folder, f"{suite}_reproduction_aggregate_{frame['published'].iloc[0]}", shown)
     for frame in report.reproduction:

@@ -64,6 +64,8 @@ def test_verdicts_against_per_run_published_data(tmp_path, published, make_run, 
     report = (out / "report.md").read_text()
     assert "| iris (new) | new | 130 | 130 | 26 | mean of the evaluation episodes after training | atari_human |" in report
     assert "dreamerv3" not in report  # --methods keeps iris and its published counterpart only
+    assert "Verdict: the 95% stratified bootstrap CI (rliable's) of (new - reference)" in report  # aggregates
+    assert "Verdict: the 95% Welch t CI of (new mean - published mean)" in report  # per task
 
 
 def test_verdicts_against_the_paper_table(tmp_path, make_run, atari26):
