@@ -168,7 +168,7 @@ class Learner:
         metrics = {f"loss/{k}": v for k, v in means.items()}
         metrics.update({
             "ret": ret.mean(), "ret_scale": behavior.retnorm_scale(retnorm, cfg["retnorm"]["limit"]),
-            "policy_entropy": entropy.mean(),
+            "policy_entropy": entropy[:, :-1].mean(),  # the states the actor loss weighs, as the official metric
             "post_entropy": self.rssm.latent.entropy(post).mean(),
             "prior_entropy": self.rssm.latent.entropy(prior).mean(),
         })
