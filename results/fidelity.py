@@ -8,8 +8,8 @@ size, train ratio, batch, replay, dtype) and writes one page per suite, docs/fid
 report of dreamerv3's verdicts against the official runs (`results.report --against dreamerv3_official
 --include-flagged`: the runs are shorter than the paper's, which flags them) in docs/fidelity/<suite>/,
 and the training metrics both sides log (losses, entropies, updates made) side by side, which show where
-the two sides' learning parts ways when their scores do. The front page, docs/fidelity.md, sums up every suite page there, so one suite's study can be rerun
-without the others.
+the two sides' learning parts ways when their scores do. The front page, docs/fidelity.md, sums up
+every suite page there, so one suite's study can be rerun without the others.
 """
 
 from __future__ import annotations
@@ -49,6 +49,20 @@ def _settings(config: dict[str, Any]) -> dict[str, Any]:
             "parallel_envs": config["run"]["parallel_envs"], **{k: config["agent"].get(k) for k in AGENT_KEYS}}
 
 
+def _train_log(run: Path) -> dict[str, Any]:
+    """From a run's metrics.jsonl: the updates its log last counted, and its train metrics averaged over
+    the log lines after LATE of its agent steps (`late`)."""
+    log = run / "metrics.jsonl"
+    lines = [json.loads(x) for x in log.read_text().splitlines() if x.strip()] if log.exists() else []
+    lines = [x for x in lines if any(k.startswith("train/") for k in x)]
+    if not lines:
+        return {"updates": 0.0, "late": {}}
+    late = [x for x in lines if x["agent_step"] >= LATE * max(x["agent_step"] for x in lines)]
+    keys = {k for x in late for k in x if k.startswith("train/")}
+    return {"updates": max(x.get("train/updates", 0.0) for x in lines),
+            "late": {k: float(np.mean([x[k] for x in late if k in x])) for k in keys}}
+
+
 def _runs(root: Path) -> pd.DataFrame:
     """One row per run directory under `root` of either side: suite, task, seed, agent, settings, meta."""
     rows = []
@@ -64,9 +78,11 @@ def _runs(root: Path) -> pd.DataFrame:
                      "dirty": bool(meta.get("git_dirty")), "wall_s": (meta.get("compute") or {}).get("wall_seconds", 0.0),
                      "train_after": config["agent"].get("train_after"), "path": str(path.parent),
                      "warmup": (config["agent"].get("optimizer") or {}).get("warmup"),
-                     "done": runinfo.read_record(path.parent / "status.json").get("state") == "done"})
+                     "done": runinfo.read_record(path.parent / "status.json").get("state") == "done",
+                     **_train_log(path.parent)})
     return pd.DataFrame(rows, columns=["suite", "task", "seed", "agent", "settings", "device", "versions", "commit",
-                                       "dirty", "wall_s", "train_after", "path", "warmup", "done"])
+                                       "dirty", "wall_s", "train_after", "path", "warmup", "done", "updates",
+                                       "late"])
 
 
 def finished_pairs(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
@@ -115,30 +131,17 @@ def _settings_table(runs: pd.DataFrame) -> pd.DataFrame:
                      "size": s["size"], "train ratio": s["train_ratio"], "envs": s["envs"],
                      "batch": f"{s['batch_size']} x {s['batch_length']}", "replay": s["replay"]["capacity"],
                      "dtype": s["compute_dtype"],
-                     **{f"updates per run, {a}": round(float(np.mean([_updates(p) for p in
-                                                                      group.loc[group["agent"] == a, "path"]])))
+                     **{f"updates per run, {a}": round(group.loc[group["agent"] == a, "updates"].mean())
                         for a in (OURS, OFFICIAL)},
                      **{f"wall h per run, {a}": round(group.loc[group["agent"] == a, "wall_s"].mean() / 3600, 2)
                         for a in (OURS, OFFICIAL)}})
     return pd.DataFrame(rows)
 
 
-def _metric_lines(path: str) -> list[dict[str, Any]]:
-    """A run's metrics.jsonl lines that carry train metrics."""
-    log = Path(path) / "metrics.jsonl"
-    lines = [json.loads(x) for x in log.read_text().splitlines() if x.strip()] if log.exists() else []
-    return [x for x in lines if any(k.startswith("train/") for k in x)]
-
-
-def _updates(path: str) -> float:
-    """The updates a run made, as its log last counted them."""
-    return max((x.get("train/updates", 0.0) for x in _metric_lines(path)), default=0.0)
-
-
 def _warmup_caveat(runs: pd.DataFrame) -> str:
     """A sentence when the runs end inside our optimiser's learning-rate warm-up (the official one is the same)."""
     warmup = runs.loc[runs["agent"] == OURS, "warmup"].dropna()
-    updates = int(max(_updates(p) for p in runs["path"]))
+    updates = int(runs["updates"].max())
     if warmup.empty or updates >= warmup.max():
         return ""
     return (f"**Early training only.** A run makes about {updates:,} updates, inside the optimiser's "
@@ -147,22 +150,12 @@ def _warmup_caveat(runs: pd.DataFrame) -> str:
             "512) compares more of it, at a proportional cost.\n")
 
 
-def _late_metrics(path: str) -> dict[str, float]:
-    """A run's train metrics averaged over its log lines after LATE of its agent steps."""
-    lines = _metric_lines(path)
-    if not lines:
-        return {}
-    late = [x for x in lines if x["agent_step"] >= LATE * max(x["agent_step"] for x in lines)]
-    keys = {k for x in late for k in x if k.startswith("train/")}
-    return {k: float(np.mean([x[k] for x in late if k in x])) for k in keys}
-
-
 def _diagnostics(runs: pd.DataFrame) -> pd.DataFrame:
     """Per task, the training metrics both sides log: their late means (seeds' mean [min, max]) and the
     Welch CI of the difference, to show where two sides' learning parts ways when the scores do."""
     rows = []
     for task, group in runs.groupby("task"):
-        late = {a: [_late_metrics(p) for p in group.loc[group["agent"] == a, "path"]] for a in (OURS, OFFICIAL)}
+        late = {a: list(group.loc[group["agent"] == a, "late"]) for a in (OURS, OFFICIAL)}
         decoders = sorted({k[len(DECODER[0]):] for m in late[OURS] for k in m if k.startswith(DECODER[0])})
         pairs = {**DIAGNOSTICS, **{f"loss decoder {key}": (DECODER[0] + key, DECODER[1] + key) for key in decoders}}
         for name, (ours, official) in pairs.items():
