@@ -1,6 +1,6 @@
 """DreamerAgent: the Agent protocol (agents/base.py) around the Learner and the Replay.
 
-`act` runs the jitted, env-batched policy step; `observe` stores the step with the policy's latent;
+`act` runs the jitted, env-batched policy step; `observe` stores the step with the policy's latent and action;
 `update` performs the gradient updates the train ratio owes (train_ratio / (batch * length) per agent
 step, fractions carried over), sampling the next batch on the host while the current update runs.
 """
@@ -39,7 +39,7 @@ class DreamerAgent:
         self.state = self.learner.init(key)
         self.counters = {"updates": 0, "agent_steps": 0, "owed": 0.0}
         self._compiled = False  # whether this process has compiled the train step (see _start_update)
-        self._latent: dict[str, np.ndarray] | None = None  # the train policy's latent for `observe`
+        self._taken: dict[str, np.ndarray] | None = None  # the train policy's latent and action, for `observe`
         explore = self.cfg.get("explore")  # V1/V2: random prefill and action noise (explore.py)
         self.explore = explore and Exploration(**explore, prefill_steps=self.cfg["train_after"],
                                                discrete=self.discrete, seed=seed)
@@ -61,29 +61,26 @@ class DreamerAgent:
         inputs["is_first"] = np.asarray(obs["is_first"])
         greedy = mode == "eval" and self.cfg["eval_policy"] == "mode"
         state, action = self.learner.policy_step(self.state["params"], state, inputs, self._next_key(), greedy)
-        if mode == "train":
-            self._latent = {
-                "deter": np.asarray(state["deter"], np.float16),
-                "stoch": np.asarray(state["stoch"], np.float16),
-            }
         action = np.asarray(action)
         if mode == "train" and self.explore:
             action = self.explore(action, self.counters["agent_steps"])
             state = {**state, "prevact": jnp.asarray(action)}  # the filter continues from the executed action
+        if mode == "train":
+            # What `observe` stores with the step, as the official driver: the replay context (float32, as
+            # `RSSM.entry_space`) and the policy's own action, which the filter continues from; only the
+            # env gets it clipped to the action space.
+            self._taken = {k: np.asarray(state[k], np.float32) for k in ("deter", "stoch")}
+            self._taken["action"] = action.astype(np.float32)
         if self.discrete:
             return action.argmax(-1).astype(np.int64), state
         return np.clip(action, -1.0, 1.0).astype(np.float32), state
 
     def observe(self, step: dict[str, np.ndarray]) -> None:
+        if self._taken is None:
+            raise RuntimeError("observe() needs a preceding act(..., mode='train') on the same obs")
         entry = {k: np.asarray(step[k]) for k in self.keys}
-        action = np.asarray(step["action"])
-        if self.discrete:
-            action = np.eye(self.act_space.n, dtype=np.float32)[action]
-        entry["action"] = action.astype(np.float32)
-        if self._latent is None:
-            raise RuntimeError("observe() needs the latent of a preceding act(..., mode='train') on the same obs")
-        entry.update(self._latent)
-        self._latent = None
+        entry.update(self._taken)
+        self._taken = None
         self.replay.add(entry)
         self.counters["agent_steps"] += self.num_envs
 

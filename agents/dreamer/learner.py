@@ -172,7 +172,7 @@ class Learner:
             "post_entropy": self.rssm.latent.entropy(post).mean(),
             "prior_entropy": self.rssm.latent.entropy(prior).mean(),
         })
-        latents = {k: sg(v).astype(jnp.float16) for k, v in states.items()}
+        latents = {k: sg(v).astype(jnp.float32) for k, v in states.items()}  # replay context, as official
         return total, (metrics, retnorm, latents)
 
     def rollout(self, p: nets.Params, states: dict, key: jax.Array) -> tuple[dict, jax.Array, jax.Array]:

@@ -193,7 +193,7 @@ class OfficialDreamerAgent:
         return np.clip(action, -1.0, 1.0).astype(np.float32), handle
 
     def observe(self, step: dict[str, np.ndarray]) -> None:
-        self._pending = {**self._obs(step), "action": np.asarray(step["action"])}
+        self._pending = self._obs(step)  # the server stores its policy's action with it
 
     def update(self) -> dict[str, float]:
         if self._pending is None:

@@ -95,11 +95,10 @@ class Server:
         """Add one step of every env and train what the ratio owes, env by env as the official driver."""
         if self.policy_outs is None:
             raise RuntimeError("step needs the outputs of a preceding act in mode 'train'")
+        # as the driver: the policy's own action (the env got it clipped), zeroed at an episode's last step
         trans = {**self.policy_outs, **{k: transition[k] for k in self.obs_space}}
-        space = self.act_space["action"]
-        keep = ~transition["is_last"]  # the driver zeroes the action stored at an episode's last step
-        action = transition["action"].astype(space.dtype)
-        trans["action"] = action * keep.reshape(-1, *[1] * (action.ndim - 1)).astype(space.dtype)
+        action, keep = trans["action"], ~transition["is_last"]
+        trans["action"] = action * keep.reshape(-1, *[1] * (action.ndim - 1)).astype(action.dtype)
         self.policy_outs = None
         metrics: list[dict[str, Any]] = []
         for env in range(self.num_envs):

@@ -110,6 +110,26 @@ def test_image_observations_and_continuous_actions():
     assert action.shape == (1, 2) and action.dtype == np.float32 and np.all(np.abs(action) <= 1)
 
 
+def test_replay_stores_the_policys_action_and_float32_latents():
+    """As the official driver: the env gets the action clipped, the replay the policy's own sample (which
+    the filter continues from) and the policy's latent in float32 (`RSSM.entry_space`)."""
+    agent = DreamerAgent(tiny_config(), VECTOR, gym.spaces.Box(-1, 1, (2,), np.float32), 1, seed=0)
+    rng, state, executed, deter = np.random.default_rng(0), None, [], []
+    for t in range(30):
+        obs = {"state": rng.normal(size=(1, 4)).astype(np.float32), "reward": np.zeros(1, np.float32),
+               "is_first": np.array([t == 0]), "is_last": np.array([False]), "is_terminal": np.array([False])}
+        action, state = agent.act(obs, state, "train")
+        agent.observe({**obs, "action": action})
+        executed.append(action[0])
+        deter.append(np.asarray(state["deter"][0]))
+    stored = agent.replay.data["action"][0, :30]
+    assert np.abs(stored).max() > 1.0  # the untrained policy's normal reaches past the bounds
+    np.testing.assert_array_equal(np.clip(stored, -1, 1), np.array(executed))
+    np.testing.assert_array_equal(stored[-1], np.asarray(state["prevact"][0]))
+    assert agent.replay.data["deter"].dtype == np.float32 and agent.replay.data["stoch"].dtype == np.float32
+    np.testing.assert_array_equal(agent.replay.data["deter"][0, :30], np.array(deter))
+
+
 def test_config_errors_name_the_valid_choices():
     with pytest.raises(ValueError, match="valid sizes: 1m, 12m, 25m, 50m, 100m, 200m, 400m"):
         DreamerAgent.validate_config(tiny_config(size="3m"))

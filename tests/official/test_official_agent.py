@@ -124,6 +124,30 @@ def test_a_dead_server_fails_with_its_output(official_python):
     assert not os.path.exists(agent.server.scratch)
 
 
+def test_the_official_replay_stores_the_policys_action(tmp_path, official_python):
+    """As the official driver: the env gets the action clipped, the official replay the policy's own
+    sample, zeroed at an episode's last step (read back from the chunk the server saves)."""
+    config = OmegaConf.to_container(compose(["agent=dreamerv3_official"]).agent, resolve=True)
+    config.update(size="1m", batch_size=2, batch_length=8)
+    obs_space = gym.spaces.Dict({"position": gym.spaces.Box(-np.inf, np.inf, (3,), np.float32)})
+    agent = official_agent.OfficialDreamerAgent(config, obs_space, gym.spaces.Box(-1, 1, (2,), np.float32), 1, 0)
+    rng, state, executed = np.random.default_rng(0), None, []
+    for t in range(30):
+        step = {"position": rng.normal(size=(1, 3)).astype(np.float32), "reward": np.zeros(1, np.float32),
+                "is_first": np.array([t == 0]), "is_last": np.array([t == 29]), "is_terminal": np.zeros(1, bool)}
+        action, state = agent.act(step, state, "train")
+        agent.observe({**step, "action": action})
+        agent.update()
+        executed.append(action[0])
+    agent.save(tmp_path)
+    agent.server.close()
+    (chunk,) = (tmp_path / "replay").glob("*.npz")
+    stored = np.load(chunk)["action"]
+    assert stored.shape == (30, 2) and np.abs(stored[:29]).max() > 1.0
+    np.testing.assert_array_equal(np.clip(stored[:29], -1, 1), np.array(executed[:29]))
+    np.testing.assert_array_equal(stored[29], np.zeros(2))
+
+
 def test_a_missing_official_venv_names_the_setup_command(tmp_path, monkeypatch):
     monkeypatch.setattr(official_agent, "official_python", partial(setup.official_python, tmp_path / "no-venv"))
     with pytest.raises(ConfigError, match=r"run `python -m agents\.official\.setup` first"):
