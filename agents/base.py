@@ -14,7 +14,9 @@ This is the DreamerV3 `embodied` convention: step t carries obs_t, reward_t, the
 Evaluation episodes run on a second set of `num_envs` envs, so every batch has B = num_envs.
 `act(obs, state, mode)` returns actions (int64 (B,) for Discrete, float32 (B, A) for Box) and the next
 policy state; `state` is None at the start and is kept by the loop separately for 'train' and 'eval'.
-`observe(step)` receives every training step (obs keys + loop keys + `action`), never eval steps.
+`observe(step)` receives every training step (obs keys + loop keys + `action`), never eval steps. Its
+`action` is the one the env executed; an agent may store its own form of it instead (Dreamer keeps the
+policy's unclipped sample, as the official driver does, from the `act` that preceded it).
 `update()` is called once after every `observe`; the agent decides how many gradient updates that is
 worth (train ratio, rollout length) and returns scalar metrics (empty dict when it did nothing).
 `save(dir)` / `load(dir)` write and read everything needed to continue bit-for-bit where possible:
