@@ -38,6 +38,13 @@ DIAGNOSTICS = {
     "loss replay value": ("train/loss/repval", "train/loss/repval"),
     "entropy policy": ("train/policy_entropy", "train/ent/action"),
     "entropy posterior": ("train/post_entropy", "train/rep_ent"), "entropy prior": ("train/prior_entropy", "train/dyn_ent"),
+    # imagination: what the actor's and critic's losses are made of (the official `imag_loss` metrics;
+    # its `tar` is the raw return: `valnorm` is none)
+    "imagined reward": ("train/imag_rew", "train/rew"), "imagined continue": ("train/imag_con", "train/con"),
+    "imagination weight": ("train/imag_weight", "train/weight"), "imagined return": ("train/ret", "train/tar"),
+    "value": ("train/value", "train/val"), "slow value": ("train/slow_value", "train/slowval"),
+    "advantage": ("train/adv", "train/adv"), "advantage std": ("train/adv_std", "train/adv_std"),
+    "advantage magnitude": ("train/adv_mag", "train/adv_mag"),
 }
 DECODER = ("train/loss/rec_", "train/loss/")
 LATE = 0.9  # diagnostics average the metrics logged after this fraction of a run's agent steps

@@ -97,7 +97,7 @@ def imagination_losses(
     retnorm_cfg: dict,
     backprop: bool,
     backprop_baseline: bool,
-) -> tuple[dict[str, jax.Array], dict[str, jax.Array], jax.Array]:
+) -> tuple[dict[str, jax.Array], dict[str, jax.Array], jax.Array, dict[str, jax.Array]]:
     """Policy and critic losses on imagined trajectories of shape (N, H + 1).
 
     `con` is the continue probability times the discount; `boot` the values of the critic that
@@ -105,19 +105,23 @@ def imagination_losses(
     critic's loss against a (N, H + 1) target. REINFORCE weighs `logpi` with the normalised advantage;
     dynamics backprop (`backprop`) maximises the normalised return itself, whose gradient reaches the
     actor through `rew`, `con` and `boot`, less the baseline with `backprop_baseline`. Returns (losses,
-    new retnorm state, the lambda-returns (N, H))."""
+    new retnorm state, the lambda-returns (N, H), and diagnostics named after the official metrics)."""
     weight = sg(jnp.cumprod(con, 1))
     ret = lambda_return(jnp.zeros_like(con), 1.0 - con, rew, boot, 1.0, lam)
     retnorm = retnorm_update(retnorm, ret, retnorm_cfg["rate"], retnorm_cfg["lo"], retnorm_cfg["hi"])
     scale = retnorm_scale(retnorm, retnorm_cfg["limit"])
+    adv = (ret - boot[:, :-1]) / scale
     if backprop:
         objective = (ret - boot[:, :-1] if backprop_baseline else ret) / scale
     else:
-        objective = logpi[:, :-1] * sg((ret - boot[:, :-1]) / scale)
+        objective = logpi[:, :-1] * sg(adv)
     policy = -weight[:, :-1] * (objective + actent * entropy[:, :-1])
     target = jnp.concatenate([sg(ret), jnp.zeros_like(ret[:, -1:])], 1)
     value = weight[:, :-1] * (val_loss(target) + slowreg * val_loss(sg(slow_val)))[:, :-1]
-    return {"policy": policy, "value": value}, retnorm, ret
+    adv = sg(adv)
+    stats = {"imag_rew": rew.mean(), "imag_con": con.mean(), "imag_weight": weight.mean(),
+             "adv": adv.mean(), "adv_std": adv.std(), "adv_mag": jnp.abs(adv).mean()}
+    return {"policy": policy, "value": value}, retnorm, ret, sg(stats)
 
 
 def replay_value_loss(

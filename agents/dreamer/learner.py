@@ -152,7 +152,7 @@ class Learner:
             con_target = (1.0 - term) * (disc if cfg["contdisc"] else 1.0)
             losses["con"] = binary_loss(heads.head(p["con"], feat)[..., 0], con_target)
         losses.update(kl.kl_losses(self.rssm.latent.kl, post, prior, cfg["free_nats"], cfg["free_avg"]))
-        imag, retnorm, ret, entropy = self._imagine(p, slow, retnorm, states, k_img)
+        imag, retnorm, ret, entropy, imag_stats = self._imagine(p, slow, retnorm, states, k_img)
         losses.update(imag)
         if scales["repval"]:  # V3's critic on replayed states, gradient into the world model
             rep_out = heads.head(p["val"], feat)
@@ -171,6 +171,7 @@ class Learner:
             "policy_entropy": entropy[:, :-1].mean(),  # the states the actor loss weighs, as the official metric
             "post_entropy": self.rssm.latent.entropy(post).mean(),
             "prior_entropy": self.rssm.latent.entropy(prior).mean(),
+            **imag_stats,
         })
         latents = {k: sg(v).astype(jnp.float32) for k, v in states.items()}  # replay context, as official
         return total, (metrics, retnorm, latents)
@@ -200,7 +201,7 @@ class Learner:
 
     def _imagine(self, p: nets.Params, slow: nets.Params, retnorm: dict, states: dict, key: jax.Array):
         """Actor and critic losses on trajectories imagined from `states`; also the new return-scale
-        state, the lambda-returns (N, H) and the policy entropy (N, H + 1)."""
+        state, the lambda-returns (N, H), the policy entropy (N, H + 1) and scalar diagnostics."""
         cfg, frozen = self.cfg, sg(p)
         _, img_act, img_feat = self.rollout(p, states, key)
         pol_out = heads.head(p["pol"], sg(img_feat))
@@ -212,7 +213,7 @@ class Learner:
         else:  # the rollout is constant, so the critics' outputs above serve (computed once)
             boot = slow_val if slow_target else sg(self.scalar.mean(val_out))
         entropy = self.policy.entropy(pol_out)
-        losses, retnorm, ret = behavior.imagination_losses(
+        losses, retnorm, ret, stats = behavior.imagination_losses(
             rew=self.scalar.mean(heads.head(frozen["rew"], img_feat)),
             con=self._continue(frozen, img_feat),
             boot=boot,
@@ -228,7 +229,8 @@ class Learner:
             backprop=self.backprop,
             backprop_baseline=cfg["backprop_baseline"],
         )
-        return losses, retnorm, ret, entropy
+        stats.update(value=sg(self.scalar.mean(val_out)).mean(), slow_value=slow_val.mean())
+        return losses, retnorm, ret, entropy, stats
 
     def _train_step(self, state: TrainState, data: dict, key: jax.Array):
         grad_fn = jax.value_and_grad(self._loss, has_aux=True)

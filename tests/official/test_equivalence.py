@@ -216,7 +216,7 @@ def our_side(learner: Learner, state: dict, data: dict, inputs: dict) -> dict:
     img_states, img_act, img_feat = learner.rollout(params, states, key)
     imagined = {**img_states, "act": img_act, "rew": learner.scalar.mean(heads.head(params["rew"], img_feat)),
                 "con": learner._continue(params, img_feat)}
-    _, retnorm, ret, _ = learner._imagine(params, state["slow_val"], state["retnorm"], states, key)
+    _, retnorm, ret, _, _ = learner._imagine(params, state["slow_val"], state["retnorm"], states, key)
     grad_fn = jax.value_and_grad(learner._loss, has_aux=True)
     (total, (metrics, _, _)), grads = grad_fn(params, state["slow_val"], state["retnorm"], jdata, key)
     after = {0: jax.tree.map(jnp.copy, state)}
