@@ -233,7 +233,8 @@ def informative(state: dict) -> dict:
 
     At zero init every prediction is the mean of the bins under uniform probabilities, which both codes
     mean to be exactly 0 (a symmetric sum over bins up to +-4.85e8); the official jitted sum is not
-    (XLA reorders it: -0.1645 on CPU), so at init the comparison would measure that rounding. Peaked
+    (-0.1645 on CPU: a fused multiply-add rounds one product of each mirrored pair and not the other,
+    test_twohot_rounding.py), so at init the comparison would measure that rounding. Peaked
     logits keep the far bins' probabilities below float32 resolution and every loss term informative.
     """
     rng = np.random.default_rng(1)
