@@ -28,7 +28,7 @@ class DreamerAgent:
         self, config: dict[str, Any], obs_space: gym.spaces.Dict, act_space: gym.Space, num_envs: int, seed: int
     ):
         self.cfg = dreamer_config.resolve(config)
-        self.act_space, self.num_envs = act_space, num_envs
+        self.num_envs = num_envs
         self.discrete = isinstance(act_space, gym.spaces.Discrete)
         self.learner = Learner(self.cfg, obs_space, act_space)
         self.keys = [k for k in self.learner.spec] + list(LOOP_KEYS)

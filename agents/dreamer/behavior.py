@@ -112,13 +112,12 @@ def imagination_losses(
     scale = retnorm_scale(retnorm, retnorm_cfg["limit"])
     adv = (ret - boot[:, :-1]) / scale
     if backprop:
-        objective = (ret - boot[:, :-1] if backprop_baseline else ret) / scale
+        objective = adv if backprop_baseline else ret / scale
     else:
         objective = logpi[:, :-1] * sg(adv)
     policy = -weight[:, :-1] * (objective + actent * entropy[:, :-1])
     target = jnp.concatenate([sg(ret), jnp.zeros_like(ret[:, -1:])], 1)
     value = weight[:, :-1] * (val_loss(target) + slowreg * val_loss(sg(slow_val)))[:, :-1]
-    adv = sg(adv)
     stats = {"imag_rew": rew.mean(), "imag_con": con.mean(), "imag_weight": weight.mean(),
              "adv": adv.mean(), "adv_std": adv.std(), "adv_mag": jnp.abs(adv).mean()}
     return {"policy": policy, "value": value}, retnorm, ret, sg(stats)
