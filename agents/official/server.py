@@ -56,18 +56,22 @@ def spaces(described: dict[str, list]) -> dict[str, elements.Space]:
     return {k: elements.Space(np.dtype(d), tuple(s), *bounds) for k, (d, s, *bounds) in described.items()}
 
 
+def make_agent(config: elements.Config, obs_space: dict, act_space: dict) -> Agent:
+    """As dreamerv3.main.make_agent, with the profiler off and compiling on first use."""
+    return Agent(obs_space, act_space, elements.Config(
+        **config.agent, logdir=config.logdir, seed=config.seed,
+        jax=dict(config.jax, precompile=False, profiler=False), batch_size=config.batch_size,
+        batch_length=config.batch_length, replay_context=config.replay_context,
+        report_length=config.report_length, replica=0, replicas=1))
+
+
 class Server:
     def __init__(self, configs: list[str], flags: dict[str, Any], obs: dict, act: dict, num_envs: int,
                  scratch: str) -> None:
         config = official_config(configs, {**flags, "logdir": scratch})  # holds only an empty replay folder
         self.config, self.num_envs = config, num_envs
         self.obs_space, self.act_space = spaces(obs), spaces(act)
-        # as dreamerv3.main.make_agent, with the profiler off and compiling on first use
-        self.agent = Agent(self.obs_space, self.act_space, elements.Config(
-            **config.agent, logdir=config.logdir, seed=config.seed,
-            jax=dict(config.jax, precompile=False, profiler=False), batch_size=config.batch_size,
-            batch_length=config.batch_length, replay_context=config.replay_context,
-            report_length=config.report_length, replica=0, replicas=1))
+        self.agent = make_agent(config, self.obs_space, self.act_space)
         self.replay = official_main.make_replay(config, "replay")
         self.should_train = elements.when.Ratio(config.run.train_ratio / (config.batch_size * config.batch_length))
         self.steps = 0  # env transitions seen, reset steps included (the official `step` counter)
