@@ -23,7 +23,6 @@ from pathlib import Path
 
 import jax
 import numpy as np
-import yaml
 
 from agents.base import LOOP_KEYS
 from agents.dreamer.agent import DreamerAgent
