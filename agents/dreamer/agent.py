@@ -130,9 +130,14 @@ class DreamerAgent:
 
     def _sample(self) -> tuple[dict[str, jax.Array], np.ndarray, np.ndarray]:
         data, envs, starts = self.replay.sample(self.batch)
-        batch = {k: data[k] for k in self.keys + ["action"]}
-        batch["deter"], batch["stoch"] = data["deter"][:, 0], data["stoch"][:, 0]
-        return jax.device_put(batch), envs, starts
+        return jax.device_put(self.train_batch(data)), envs, starts
+
+    def train_batch(self, windows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The train step's input from replay windows (batch, length + 1, ...): the stored steps, and the
+        latent stored at each window's first step, which starts the filter."""
+        batch = {k: windows[k] for k in self.keys + ["action"]}
+        batch["deter"], batch["stoch"] = windows["deter"][:, 0], windows["stoch"][:, 0]
+        return batch
 
     # ----- checkpoints -----------------------------------------------------------------------------
 

@@ -24,7 +24,6 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from agents.base import LOOP_KEYS
 from agents.dreamer.agent import DreamerAgent
 from agents.official import mapping, setup
 from agents.official.agent import official_settings
@@ -50,20 +49,22 @@ def recorded_replay(run: Path) -> tuple[dict, Path]:
     return config, checkpoint / "agent" / "replay.npz"
 
 
-def in_time_order(replay: Path, out: Path) -> Path:
-    """The replay's streams with the oldest step first (a full replay wraps around), as out/replay.npz."""
+def in_time_order(replay: Path, out: Path) -> dict[str, np.ndarray]:
+    """The replay's streams with the oldest step first (a full replay wraps around), also saved as
+    out/replay.npz for the official sides."""
     meta = json.loads(replay.with_suffix(".json").read_text())
     with np.load(replay) as stored:
-        data = {k: stored[k] for k in stored.files}
+        data = {k.removeprefix("data/"): stored[k] for k in stored.files}
     length = next(iter(data.values())).shape[1]
     if meta["count"] > length:
         data = {k: np.roll(v, -(meta["count"] % length), axis=1) for k, v in data.items()}
-    np.savez(out / "replay.npz", **data)
-    return out / "replay.npz"
+    np.savez(out / "replay.npz", **{f"data/{k}": v for k, v in data.items()})
+    return data
 
 
-def prepare(run: Path, out: Path, updates: int, seed: int) -> tuple[DreamerAgent, dict]:
-    """Our agent, and the official side's files in `out`: settings, initial weights, windows."""
+def prepare(run: Path, out: Path, updates: int, seed: int, python: Path) -> tuple[DreamerAgent, dict]:
+    """Our agent and the replay in time order; the official side's files in `out`: settings, initial
+    weights, windows."""
     config, replay = recorded_replay(run)
     out.mkdir(parents=True, exist_ok=True)
     suite = Suite.from_config(config["suite"])
@@ -72,18 +73,16 @@ def prepare(run: Path, out: Path, updates: int, seed: int) -> tuple[DreamerAgent
     env.close()
     num_envs = config["agent"]["envs"]
     agent = DreamerAgent(config["agent"], obs_space, act_space, num_envs, seed)
-    replay = in_time_order(replay, out)
-    with np.load(replay) as stored:
-        streams, steps = stored["data/reward"].shape
+    data = in_time_order(replay, out)
+    streams, steps = data["reward"].shape
     length = agent.length + 1
     if steps < length:
         raise SystemExit(f"{run}'s replay holds {steps} steps per env, fewer than one window of {length}")
     settings = official_settings({**config["agent"], "flags": {}}, obs_space, act_space, num_envs, seed)
-    rssm = agent.cfg["rssm"]
-    settings.update(replay=str(replay), stoch=[agent.learner.rssm.latent.flat_dim // rssm["classes"], rssm["classes"]],
-                    discrete=agent.discrete)
+    classes = agent.cfg["rssm"]["classes"]
+    stoch = [agent.learner.rssm.latent.flat_dim // classes, classes]
+    settings.update(replay=str(out / "replay.npz"), stoch=stoch, discrete=agent.discrete)
     (out / "settings.json").write_text(json.dumps(settings))
-    python = setup.setup()
     subprocess.run([str(python), "-m", "agents.official.same_data_side", "shapes", str(out / "settings.json"),
                     str(out / "shapes.json")], check=True, env=_official_env(), cwd=setup.REPO_ROOT)
     shapes = json.loads((out / "shapes.json").read_text())
@@ -91,30 +90,26 @@ def prepare(run: Path, out: Path, updates: int, seed: int) -> tuple[DreamerAgent
     rng = np.random.default_rng(seed)
     np.savez(out / "windows.npz", envs=rng.integers(0, streams, (updates, agent.batch)),
              starts=rng.integers(0, steps - length + 1, (updates, agent.batch)))
-    return agent, settings
+    return agent, data
 
 
 def _official_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(setup.REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
 
 
-def train_ours(agent: DreamerAgent, out: Path, settings: dict) -> None:
+def train_ours(agent: DreamerAgent, data: dict[str, np.ndarray], out: Path) -> None:
     """Our side of `same_data_side.train`: the same windows, our update, our latents written back."""
-    with np.load(settings["replay"]) as stored:
-        data = {k.removeprefix("data/"): stored[k] for k in stored.files}
     windows = np.load(out / "windows.npz")
-    keys = [*agent.learner.spec, *LOOP_KEYS, "action"]
     state, previous = agent.state, None
     with open(out / "ours.jsonl", "w") as log:
         for update, (env, start) in enumerate(zip(windows["envs"], windows["starts"])):
             rows, steps = env[:, None], start[:, None] + np.arange(agent.length + 1)
-            batch = {k: data[k][rows, steps] for k in keys}
-            batch["deter"], batch["stoch"] = data["deter"][env, start], data["stoch"][env, start]
+            batch = agent.train_batch({k: v[rows, steps] for k, v in data.items()})
             state, metrics, latents = agent.learner.train_step(state, jax.device_put(batch), agent._next_key())
             if previous is not None:  # as both train loops: the next batch is drawn before the latents are written
-                (rows, steps), written = previous
+                (done_rows, done_steps), written = previous
                 for name, value in written.items():
-                    data[name][rows, steps[:, 1:]] = np.asarray(value)
+                    data[name][done_rows, done_steps[:, 1:]] = np.asarray(value)
             previous = (rows, steps), latents
             log.write(json.dumps({"update": update + 1, **{k: float(v) for k, v in metrics.items()}}) + "\n")
 
@@ -147,12 +142,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=None, help="default: RUN/same_data")
     args = parser.parse_args(argv)
     out = args.out or args.run / "same_data"
-    agent, settings = prepare(args.run, out, args.updates, args.seed)
     python = setup.setup()
+    agent, data = prepare(args.run, out, args.updates, args.seed, python)
     command = [str(python), "-m", "agents.official.same_data_side", "train", str(out)]
     officials = [subprocess.Popen([*command, side, *flags], env=_official_env(), cwd=setup.REPO_ROOT)
                  for side, flags in SIDES.items() if flags is not None]
-    train_ours(agent, out, settings)
+    train_ours(agent, data, out)
     for process in officials:
         if process.wait():
             raise SystemExit(f"the official side failed: {process.args}")

@@ -80,12 +80,12 @@ def train(folder: pathlib.Path, side: str) -> None:
             seed = agent._seeds(update, agent.train_mirrored)  # as the official batch stream adds it
             _, result, metrics = agent.train(agent.init_train(B), {**batch, "seed": seed})
             if previous is not None:  # the outputs and metrics of the previous update
-                rows, steps = previous
-                data["deter"][rows, steps[:, 1:]] = np.asarray(result["replay"]["dyn/deter"])
-                data["stoch"][rows, steps[:, 1:]] = np.asarray(result["replay"]["dyn/stoch"])
+                done_rows, done_steps = previous
+                for name in ("deter", "stoch"):
+                    data[name][done_rows, done_steps[:, 1:]] = np.asarray(result["replay"][f"dyn/{name}"])
                 scalars = {k: float(np.mean(v)) for k, v in metrics.items() if np.size(v) == 1}
                 log.write(json.dumps({"update": update, **scalars}) + "\n")
-            previous = (env[:, None], start[:, None] + np.arange(length))
+            previous = (rows, steps)
     elements.print(f"{side}: {len(envs) - 1} updates logged", color="green")
 
 

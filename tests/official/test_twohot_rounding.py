@@ -56,7 +56,8 @@ def test_the_official_stack_loses_the_symmetric_sum_under_jit_and_ours_keeps_it(
     exact = (probs * np.asarray(dists.twohot_bins(N), np.float64)).sum(-1)
     assert exact.std() < 1e-6  # what the predictions really are: zero, to a few 1e-7
 
-    done = subprocess.run([str(official_python), "-c", OFFICIAL, str(tmp_path / "logits.npy")], capture_output=True, text=True, check=True)
+    done = subprocess.run([str(official_python), "-c", OFFICIAL, str(tmp_path / "logits.npy")],
+                          capture_output=True, text=True, check=True)
     official = {k: np.array(v) for k, v in json.loads(done.stdout.splitlines()[-1]).items()}
     ours = np.asarray(jax.jit(dists.twohot_mean)(jnp.asarray(logits), dists.twohot_bins(N)), np.float64)
 
