@@ -152,8 +152,10 @@ def train(run: RunDir, stop: threading.Event) -> str:
             (directory / "agent").mkdir()
             agent.save(directory / "agent")
 
-        run.save_checkpoint(state["agent_step"], state, save_agent)
+        # meta.json first: a kill between the two must not leave this session's end_step behind the
+        # checkpoint the next session resumes from
         session.update(state["agent_step"] * protocol.action_repeat)
+        run.save_checkpoint(state["agent_step"], state, save_agent)
         run.update_status(step=state["agent_step"] * protocol.action_repeat, agent_step=state["agent_step"],
                           episodes=state["episodes"])
 

@@ -37,10 +37,11 @@ def test_updates_reuse_their_memory_in_a_worker():
     plain = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
     fresh, reused = faults_per_update(plain), faults_per_update(worker_environment(plain))
     assert min(fresh) > 40_000, fresh  # 4 KiB pages: about 0.35 GB faulted in by every update
-    # the heap grows once or twice within the first updates (where a new block does not fit the holes the
-    # last one left), then stays: measured [0, 0, 78896, 0, 0, ...] and [65, 0, 91917, 0, ...]
+    # the heap grows once or twice (where a new block does not fit the holes the last one left), at no fixed
+    # update, and otherwise stays: measured [0, 0, 78896, 0, 0, ...], [65, 0, 91917, 0, ...] and
+    # [23, 0, 0, 1, 0, 79172, 128, 0]
     assert sum(reused) < 2.5 * min(fresh), reused
-    assert max(reused[-3:]) < 1_000, reused
+    assert sum(faults < 1_000 for faults in reused) >= len(reused) - 2, reused
 
 
 def test_worker_environment_keeps_a_users_other_tunables():
