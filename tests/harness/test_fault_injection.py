@@ -2,7 +2,8 @@
 
 Each fault hits a live run; then the same command is rerun until the run is done, and the record is
 checked: done, no duplicated or out-of-order training episode, episodes contiguous except at most one
-lost (partial) episode per fault, metrics steps increasing, the final evaluation present once, and
+lost (partial) episode per fault, metrics steps increasing, the final evaluation present once, each
+session in meta.json starting at or before the step the one before it recorded, and
 the agent's update counter what its schedule owes for the steps taken. No worker outlives its
 launcher. The default set runs each fault once on PPO and one on DreamerV3; the slow set runs
 20+ seeded random faults per agent (`-m slow -s` prints the stop latencies and episodes lost).
@@ -192,6 +193,9 @@ class Trial:
         assert all(periodic.count(step) == 2 for step in periodic), "an evaluation recorded twice or in part"
         metric_steps = [json.loads(line)["step"] for line in run.metrics.read_text().splitlines()]
         assert metric_steps == sorted(set(metric_steps)), "metrics.jsonl steps not increasing"
+        sessions = json.loads(run.meta.read_text())["sessions"]
+        assert all(after["start_step"] <= before["end_step"] for before, after in zip(sessions, sessions[1:])), \
+            f"a session resumed past the step the one before it recorded: {sessions}"
         self.check_updates(status)
         return len(gaps)
 
