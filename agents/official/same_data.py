@@ -25,6 +25,7 @@ import jax
 import numpy as np
 
 from agents.dreamer.agent import DreamerAgent
+from agents.dreamer.replay import Replay
 from agents.official import mapping, setup
 from agents.official.agent import official_settings
 from harness.loop import make_vector_env
@@ -36,7 +37,7 @@ SIDES = {"ours": None, "official": [], "official_exact_twohot": ["--exact-twohot
 
 
 def recorded_replay(run: Path) -> tuple[dict, Path]:
-    """The run's config and the replay file of its newest checkpoint."""
+    """The run's config and the agent folder (replay included) of its newest checkpoint."""
     rundir = RunDir(run)
     if not rundir.config.exists():
         raise SystemExit(f"{run} is not a run directory (no {rundir.config.name})")
@@ -46,26 +47,23 @@ def recorded_replay(run: Path) -> tuple[dict, Path]:
     checkpoint, _ = rundir.find_checkpoint()
     if checkpoint is None:
         raise SystemExit(f"{run} has no checkpoint to read a replay from")
-    return config, checkpoint / "agent" / "replay.npz"
+    return config, checkpoint / "agent"
 
 
-def in_time_order(replay: Path, out: Path) -> dict[str, np.ndarray]:
+def in_time_order(replay: Replay, out: Path) -> dict[str, np.ndarray]:
     """The replay's streams with the oldest step first (a full replay wraps around), also saved as
     out/replay.npz for the official sides."""
-    meta = json.loads(replay.with_suffix(".json").read_text())
-    with np.load(replay) as stored:
-        data = {k.removeprefix("data/"): stored[k] for k in stored.files}
-    length = next(iter(data.values())).shape[1]
-    if meta["count"] > length:
-        data = {k: np.roll(v, -(meta["count"] % length), axis=1) for k, v in data.items()}
-    np.savez(out / "replay.npz", **{f"data/{k}": v for k, v in data.items()})
+    data = {k: v[:, :min(replay.count, replay.cap)] for k, v in replay.data.items()}
+    if replay.count > replay.cap:
+        data = {k: np.roll(v, -(replay.count % replay.cap), axis=1) for k, v in data.items()}
+    np.savez(out / "replay.npz", **data)
     return data
 
 
 def prepare(run: Path, out: Path, updates: int, seed: int, python: Path) -> tuple[DreamerAgent, dict]:
     """Our agent and the replay in time order; the official side's files in `out`: settings, initial
     weights, windows."""
-    config, replay = recorded_replay(run)
+    config, recorded = recorded_replay(run)
     out.mkdir(parents=True, exist_ok=True)
     suite = Suite.from_config(config["suite"])
     env = make_vector_env(suite, config["task"], "train", [seed], parallel=False)
@@ -73,7 +71,8 @@ def prepare(run: Path, out: Path, updates: int, seed: int, python: Path) -> tupl
     env.close()
     num_envs = config["agent"]["envs"]
     agent = DreamerAgent(config["agent"], obs_space, act_space, num_envs, seed)
-    data = in_time_order(replay, out)
+    agent.replay.load(recorded)
+    data = in_time_order(agent.replay, out)
     streams, steps = data["reward"].shape
     length = agent.length + 1
     if steps < length:

@@ -60,7 +60,7 @@ def train(folder: pathlib.Path, side: str) -> None:
     agent.policy_params = internal.move({k: agent.params[k].copy() for k in agent.policy_keys},
                                         agent.policy_params_sharding)  # as Agent.load does
     with np.load(settings["replay"]) as stored:
-        data = {k.removeprefix("data/"): stored[k] for k in stored.files}
+        data = {k: stored[k] for k in stored.files}
     stoch, classes = settings["stoch"]
     data["stoch"] = data["stoch"].reshape(*data["stoch"].shape[:2], stoch, classes)
     if settings["discrete"]:  # ours are one-hot vectors, the official ones indices
