@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from harness.rundir import RunDir
+from record_checks import check_metrics_in_order, check_sessions_continue, read_scores, training_episodes_cut
 
 FAULTS = ("worker SIGKILL", "launcher SIGKILL", "launcher SIGTERM", "SIGKILL while checkpointing",
           "truncated checkpoint file", "two launchers at once")
@@ -177,27 +178,18 @@ class Trial:
         run, setup = self.run, self.setup
         status = json.loads(run.status.read_text())
         assert status["state"] == "done" and status["agent_step"] == setup.budget, status
-        scores = [json.loads(line) for line in run.scores.read_text().splitlines()]
-        train = [s for s in scores if s["mode"] == "train"]
-        steps = [s["step"] for s in train]
-        assert steps == sorted(set(steps)), "duplicated or out-of-order training episodes"
-        assert len(train) == status["episodes"]
-        gaps = [b for a, b in zip(train, train[1:]) if b["step"] - a["step"] != b["episode/length"]]
-        assert all(b["step"] - a["step"] > b["episode/length"]
-                   for a, b in zip(train, train[1:]) if b in gaps), "an episode overlaps the one before it"
-        assert train[0]["step"] >= train[0]["episode/length"]
-        assert len(gaps) <= len(self.faults), f"{len(gaps)} episodes lost in {len(self.faults)} faults"
+        cut = training_episodes_cut(run)
+        assert cut <= len(self.faults), f"{cut} episodes lost in {len(self.faults)} faults"
+        scores = read_scores(run)
+        assert sum(s["mode"] == "train" for s in scores) == status["episodes"]
         evals = [s for s in scores if s["mode"] == "eval"]
         assert sum(s["final"] for s in evals) == setup.final_episodes
         periodic = sorted(s["step"] for s in evals if not s["final"])
         assert all(periodic.count(step) == 2 for step in periodic), "an evaluation recorded twice or in part"
-        metric_steps = [json.loads(line)["step"] for line in run.metrics.read_text().splitlines()]
-        assert metric_steps == sorted(set(metric_steps)), "metrics.jsonl steps not increasing"
-        sessions = json.loads(run.meta.read_text())["sessions"]
-        assert all(after["start_step"] <= before["end_step"] for before, after in zip(sessions, sessions[1:])), \
-            f"a session resumed past the step the one before it recorded: {sessions}"
+        check_metrics_in_order(run)
+        check_sessions_continue(run)
         self.check_updates(status)
-        return len(gaps)
+        return cut
 
     def check_updates(self, status: dict) -> None:
         """The update counter is what the agent's schedule owes for the steps taken, neither lost nor doubled."""

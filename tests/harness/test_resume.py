@@ -8,6 +8,7 @@ import sys
 import time
 
 from harness.rundir import RunDir
+from record_checks import check_metrics_in_order, check_sessions_continue, read_scores, training_episodes_cut
 
 RUN = ("task=CartPole-v1", "steps=150000", "run.checkpoint_every=0.5", "run.log_every=1",
        "suite.protocol.eval_every=50000", "suite.protocol.eval_episodes=2", "suite.protocol.final_eval_episodes=3",
@@ -32,23 +33,17 @@ def wait_for_progress(run: RunDir, min_step: int, timeout: float = 120) -> dict:
 def check_complete_record(run: RunDir, resumes: int) -> None:
     status = json.loads(run.status.read_text())
     assert status["state"] == "done" and status["agent_step"] == 150000
-    scores = [json.loads(line) for line in run.scores.read_text().splitlines()]
-    train = [s for s in scores if s["mode"] == "train"]
-    steps = [s["step"] for s in train]
-    assert len(set(steps)) == len(steps) and steps == sorted(steps), "duplicated or reordered episodes"
-    gaps = [(a, b) for a, b in zip(train, train[1:]) if b["step"] - a["step"] != b["episode/length"]]
-    # the only gap allowed is the episode that was in progress at each interruption, and it is partial
-    assert len(gaps) <= resumes
-    assert all(b["step"] - a["step"] > b["episode/length"] for a, b in gaps)
+    assert training_episodes_cut(run) <= resumes
+    scores = read_scores(run)
     periodic = [s for s in scores if s["mode"] == "eval" and not s["final"]]
     assert sorted(s["step"] for s in periodic) == [50000, 50000, 100000, 100000]
     assert sum(s["final"] for s in scores) == 3
-    metric_steps = [json.loads(line)["step"] for line in run.metrics.read_text().splitlines()]
-    assert metric_steps == sorted(metric_steps) and len(set(metric_steps)) == len(metric_steps)
-    meta = json.loads(run.meta.read_text())
-    assert len(meta["sessions"]) == resumes + 1
-    for before, after in zip(meta["sessions"], meta["sessions"][1:]):
-        assert 0 < after["start_step"] <= before["end_step"] < 150000
+    check_metrics_in_order(run)
+    sessions = check_sessions_continue(run)
+    assert len(sessions) == resumes + 1
+    # each interrupted session stopped short of the budget and left a checkpoint to resume from
+    assert all(earlier["end_step"] < 150000 for earlier in sessions[:-1])
+    assert all(later["start_step"] > 0 for later in sessions[1:])
 
 
 def test_sigterm_checkpoints_and_rerun_continues(tmp_path, run_cli):
@@ -107,7 +102,7 @@ def test_sigterm_with_envs_in_worker_processes(tmp_path, run_cli):
     run_cli("harness.run", *args, cwd=tmp_path)
     status = run.read_status()
     assert status["state"] == "done" and 60000 <= status["agent_step"] < 60003
-    scores = [json.loads(line) for line in run.scores.read_text().splitlines()]
+    scores = read_scores(run)
     assert sum(s["final"] for s in scores) == 3
     assert all(s["episode/length"] <= 500 for s in scores)  # Acrobot-v1's time limit
 
