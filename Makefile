@@ -37,7 +37,7 @@ bench: $(STAMP)
 # The learning study of docs/fidelity.md: agent=dreamerv3 beside agent=dreamerv3_official with identical
 # settings (size 1m, train ratio 32, 3 seeds), one page per suite: DMC proprio cartpole_balance and
 # reacher_easy, 30k agent steps (about 2 hours on 2 CPU cores); DMC vision cartpole_balance, 5k agent steps
-# (about 70 minutes), scored by the 10 evaluation episodes after training: with the suite's 8 envs its
+# (about 50 minutes), scored by the 10 evaluation episodes after training: with the suite's 8 envs its
 # episodes (500 agent steps each) all end at 4000 agent steps, none in the last 10% of the budget.
 # Rerunning resumes the runs and rebuilds the pages.
 FIDELITY_ROOT ?= runs/fidelity
