@@ -7,13 +7,14 @@ import json
 from harness.rundir import RunDir
 
 
-def training_episodes_cut(run: RunDir) -> int:
-    """Check that training episodes are unique, in order and back to back; return how many were cut short.
+def training_episodes_cut(scores: list[dict]) -> int:
+    """Check that the training episodes of a run's scores are unique, in order and back to back; return how
+    many were cut short.
 
     An interruption loses the episode in progress, so the next recorded episode ends more than its own
     length after the one before it. Any other gap, or an overlap, is an error.
     """
-    train = [s for s in read_scores(run) if s["mode"] == "train"]
+    train = [s for s in scores if s["mode"] == "train"]
     steps = [s["step"] for s in train]
     assert steps == sorted(set(steps)), "duplicated or out-of-order training episodes"
     assert train[0]["step"] >= train[0]["episode/length"], "the first episode ends before its own length"

@@ -178,9 +178,9 @@ class Trial:
         run, setup = self.run, self.setup
         status = json.loads(run.status.read_text())
         assert status["state"] == "done" and status["agent_step"] == setup.budget, status
-        cut = training_episodes_cut(run)
-        assert cut <= len(self.faults), f"{cut} episodes lost in {len(self.faults)} faults"
         scores = read_scores(run)
+        cut = training_episodes_cut(scores)
+        assert cut <= len(self.faults), f"{cut} episodes lost in {len(self.faults)} faults"
         assert sum(s["mode"] == "train" for s in scores) == status["episodes"]
         evals = [s for s in scores if s["mode"] == "eval"]
         assert sum(s["final"] for s in evals) == setup.final_episodes
