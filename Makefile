@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) -m harness.run suite=classic agent=ppo seeds=2 workers=2 root=$(DEMO_ROOT)
 	$(PY) -m harness.run suite=classic agent=random seeds=2 workers=2 root=$(DEMO_ROOT)
-	$(PY) -m results.report $(DEMO_ROOT) --suite classic --out $(DEMO_ROOT)/report
+	$(PY) -m results.report $(DEMO_ROOT) --suite classic --against random --out $(DEMO_ROOT)/report
 	@echo "report: $(DEMO_ROOT)/report/report.md"
 
 # The test suite (slow learning tests excluded; `make test-all` runs them too).

@@ -21,6 +21,7 @@ from harness.plan import ConfigError, RunSpec, choices, compose, make_plan, suit
 from harness.rundir import RunDir, RunLocked, describe_holder
 from harness.sweep import expand, variant
 from harness.worker import EXIT_CODES
+from results import equivalence, planning, reference
 from suites.base import resolve
 
 RUNNING_ELSEWHERE = "running elsewhere"
@@ -152,6 +153,25 @@ def print_plan(decisions: list[tuple[RunSpec, str]], cfg: DictConfig) -> None:
                                                 for k in ("new", "resume", "restart", "skip"))
           + (f", {elsewhere} {RUNNING_ELSEWHERE}" if elsewhere else ""))
     print("\n".join(compute_estimate([s for s, _ in decisions], cfg)))
+    for line in seed_plan([s for s, _ in decisions]):
+        print(line)
+
+
+def seed_plan(specs: list[RunSpec]) -> list[str]:
+    """Where the suite has published runs of the agent's method: the runs a conclusive reproduction needs
+    (results.planning, at the suite's margins) beside the seeds this plan has."""
+    lines = []
+    for suite, agent in sorted({(s.suite, s.agent) for s in specs}):
+        try:
+            frame = planning.plan(suite, agent, equivalence.margin(suite))
+        except ValueError:  # no published runs of this agent on this suite: nothing to plan against
+            continue
+        seeds = max(sum(1 for s in specs if (s.suite, s.agent, s.task) == (suite, agent, task))
+                    for task in {s.task for s in specs if (s.suite, s.agent) == (suite, agent)})
+        lines.append(f"seeds: {seeds} per task of {agent} on {suite}; a conclusive reproduction of the published "
+                     f"{reference.counterpart(agent)} runs: {planning.summary(frame)} (per task: python -m "
+                     f"results.report --plan-seeds --suite {suite} --method {agent})")
+    return lines
 
 
 def prepare(spec: RunSpec, action: str) -> bool:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from results import checks, final, normalize, plots, reference, scaling, stats, tables
+from results import checks, equivalence, final, normalize, plots, reference, scaling, stats, tables
 from results.load import Data
 
 # Replicates for per-task CIs, profiles, probability of improvement and curves (rliable's defaults for
@@ -31,6 +31,8 @@ class Options:
     improvement: str = "default"  # 'variants': P(X > Y) between the variants of each agent instead
     tasks: list[str] | None = None  # the tasks aggregates use instead of the suite's (--tasks)
     against: str | None = None  # a method whose runs are the reference of every other method's verdicts (--against)
+    margin: float | None = None  # the per-task equivalence margin instead of the suite's (--margin)
+    aggregate_margin: float | None = None  # the aggregates' margin instead of the suite's (--aggregate-margin)
 
     def suite_tasks(self, suite: str) -> list[str]:
         """The tasks this report aggregates over: --tasks, else the suite's own task set."""
@@ -51,6 +53,7 @@ class SuiteReport:
     compute: pd.DataFrame = field(default_factory=pd.DataFrame)
     flagged: pd.DataFrame = field(default_factory=pd.DataFrame)
     figures: list[Path] = field(default_factory=list)
+    margin: equivalence.Margin | None = None  # of the verdicts, where there are any
     warnings: list[str] = field(default_factory=list)
 
 
@@ -91,15 +94,18 @@ def _reproductions(report: SuiteReport, runs: pd.DataFrame, options: Options) ->
         if published not in set(table.loc[table["source"] == "published", "method"]):
             report.warnings.append(f"no per-run published data of '{published}' in the shipped files or --published; "
                                    f"the reproduction of {new_label} uses the shipped paper tables where they have it")
-        _add_verdicts(report, runs, new, new_label, published, options)
+        _add_verdicts(report, runs, new, new_label, published, options, reference_grows=False)
 
 
 def _add_verdicts(report: SuiteReport, runs: pd.DataFrame, new: str, new_label: str, reference_label: str,
-                  options: Options) -> None:
-    """Per-task and aggregate verdicts of `new_label` against `reference_label`'s runs, with their cost."""
-    verdicts = tables.reproduction(report.table, new_label, reference_label, report.suite)
+                  options: Options, reference_grows: bool) -> None:
+    """Per-task and aggregate verdicts of `new_label` against `reference_label`'s runs, with their cost.
+    reference_grows: the reference is runs of ours, which can get more seeds too."""
+    margin = report.margin = equivalence.margin(report.suite, options.margin, options.aggregate_margin)
+    verdicts = tables.reproduction(report.table, new_label, reference_label, report.suite, margin.task, reference_grows)
     report.reproduction.append(verdicts.merge(_cost(runs, new), on="task", how="left"))
-    aggregate = tables.reproduction_aggregate(report.table, new_label, reference_label, options.reps, options.seed)
+    aggregate = tables.reproduction_aggregate(report.table, new_label, reference_label, options.reps, options.seed,
+                                              margin.aggregate, reference_grows)
     if len(aggregate):
         report.reproduction_aggregate.append(aggregate)
 
@@ -115,7 +121,7 @@ def _against(report: SuiteReport, runs: pd.DataFrame, options: Options) -> None:
     reference_label = reference_labels[0]
     for new in table.loc[(table["source"] != "published") & (table["method"] != options.against), "method"].unique():
         new_label = checks.label(new, table.loc[table["method"] == new, "source"].iloc[0])
-        _add_verdicts(report, runs, new, new_label, reference_label, options)
+        _add_verdicts(report, runs, new, new_label, reference_label, options, reference_grows=True)
 
 
 def _agent(label: str) -> str:

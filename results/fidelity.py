@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from results import final, report, runinfo, stats, tables
-from results.analysis import Options
+from results import equivalence, final, normalize, report, runinfo, stats, tables
+from results.analysis import Options, SuiteReport
 
 OURS, OFFICIAL = "dreamerv3", "dreamerv3_official"
 AGENT_KEYS = ("envs", "size", "train_ratio", "batch_size", "batch_length", "compute_dtype", "replay")
@@ -47,6 +47,7 @@ DIAGNOSTICS = {
     "advantage magnitude": ("train/adv_mag", "train/adv_mag"),
 }
 DECODER = ("train/loss/rec_", "train/loss/")
+VERDICT_START = "Verdict per task"  # the page's paragraph that states the rule (rejudge replaces it)
 LATE = 0.9  # diagnostics average the metrics logged after this fraction of a run's agent steps
 
 
@@ -195,10 +196,7 @@ def _suite_page(runs: pd.DataFrame, left_out: list[str], suite: str, folder: Pat
         f"Regenerate with `{COMMAND}` (the runs, then `python -m results.fidelity RUNS --suite {suite}`).\n",
         f"Machine: {', '.join(sorted(set(runs['device'])))}. The runs of both sides shared it, two at a time. "
         f"Code: this repository at commit {', '.join(commits)}.\n",
-        f"Verdict per task: the 95% Welch t CI of (ours - official) of the final score ({_rule(folder, suite)}) "
-        "contains 0: reproduced; below or above 0 otherwise. With "
-        f"{runs['seed'].nunique()} seeds per side the CIs are wide: 'reproduced' means no difference this study "
-        "can detect.\n",
+        _verdict_paragraph(suite, _rule(folder, suite)),
         "## Settings (identical on both sides, checked from each run's config.yaml)\n",
         tables.markdown(_settings_table(runs)),
         ("Left out, not finished on both sides: " + ", ".join(left_out) + ".\n") if left_out else
@@ -215,6 +213,14 @@ def _suite_page(runs: pd.DataFrame, left_out: list[str], suite: str, folder: Pat
     body = body.replace("](plots/", f"]({suite}/plots/").replace("# Results report\n", "## The report\n", 1)
     page.write_text("\n".join(header) + "\n" + body)
     return page
+
+
+def _verdict_paragraph(suite: str, rule: str) -> str:
+    margin = equivalence.margin(suite)
+    return (f"{VERDICT_START} of the final score ({rule}) is an equivalence test (results/README.md): `reproduced` "
+            f"only where the 90% Welch interval of (ours - official) lies inside ±{margin.task:.3g} ({margin.units}), "
+            "`above` or `below` where it lies wholly beyond; otherwise `inconclusive`, with the seeds per side that "
+            "would give a conclusive verdict with 80% power if the two sides agree.\n")
 
 
 def _rule(folder: Path, suite: str) -> str:
@@ -237,7 +243,8 @@ def _index(out: Path) -> str:
         summary = pd.DataFrame({"task": verdicts["task"], "runs per side": verdicts["new_runs"],
                                 "ours": _with_ci(verdicts, "new_mean", "new"),
                                 "official": _with_ci(verdicts, "published_mean", "published"),
-                                "ours - official": _with_ci(verdicts, "diff", "diff"), "verdict": verdicts["verdict"],
+                                "ours - official (90% CI)": _with_ci(verdicts, "diff", "diff"),
+                                "verdict": verdicts["verdict"],
                                 "hours per run (ours)": verdicts["hours_per_run"].round(2), "machine": verdicts["device"]})
         sections += [f"## [{suite}]({folder.name}/{page.name})\n", f"Final score: {_rule(folder, suite)}.\n",
                      tables.markdown(summary)]
@@ -245,8 +252,10 @@ def _index(out: Path) -> str:
         "# DreamerV3: ours beside the official code, learning\n",
         "`agent=dreamerv3` and `agent=dreamerv3_official` (the official 2024 code) ran through the same harness "
         "with identical settings. One page per suite, each with its settings, machine, commit, report and curves; "
-        f"below, the final scores (95% t CIs) and the verdicts of every page. Regenerate with `{COMMAND}` "
-        "(all suites; `make fidelity-proprio` or `make fidelity-vision` for one).\n", *sections])
+        f"below, the final scores (95% t CIs), their difference (90% Welch CI) and the verdicts of every page: "
+        "equivalence tests at each suite's margin (results/README.md), `inconclusive` where the seeds do not "
+        f"show agreement. Regenerate with `{COMMAND}` (all suites; `make fidelity-proprio` or `make fidelity-vision` "
+        "for one); `python -m results.fidelity --rejudge` judges the final scores the pages record again.\n", *sections])
 
 
 def build(root: Path, out: Path, reps: int = 50_000, suites: list[str] | None = None, rule: str | None = None) -> Path:
@@ -269,6 +278,44 @@ def build(root: Path, out: Path, reps: int = 50_000, suites: list[str] | None = 
     return out
 
 
+def rejudge(out: Path, reps: int = 50_000) -> Path:
+    """Judge again the final scores that every suite page beside `out` records in its runs table, by the
+    current verdict rule and margins, and rewrite the pages' verdict sections, tables and the front page.
+    For a change of the verdict rule: the study's runs need not be on this machine."""
+    folder = out.with_suffix("")
+    pages = sorted(folder.glob("*.md"))
+    if not pages:
+        raise ValueError(f"no suite pages in {folder} to judge again")
+    for page in pages:
+        suite, tables_folder = page.stem, folder / page.stem / "tables"
+        runs = pd.read_csv(tables_folder / f"{suite}_runs.csv")
+        normaliser = pd.read_csv(tables_folder / f"{suite}_methods.csv")["normaliser"].iloc[0]
+        table = runs.assign(score=normalize.normalise(normaliser, runs["task"], runs["raw"]), normaliser=normaliser,
+                            excluded=False)  # the pages include flagged runs (shortened budgets)
+        old = pd.read_csv(tables_folder / f"{suite}_reproduction_{OFFICIAL} (new).csv")
+        margin = equivalence.margin(suite)
+        ours, official = f"{OURS} (new)", f"{OFFICIAL} (new)"
+        verdicts = tables.reproduction(table, ours, official, suite, margin.task, reference_grows=True)
+        verdicts = verdicts.merge(old[["task", "hours_per_run", "gpu_hours_per_run", "device"]], on="task", how="left")
+        aggregate = tables.reproduction_aggregate(table, ours, official, reps, 0, margin.aggregate, reference_grows=True)
+        suite_report = SuiteReport(suite, table, [ours, official], pd.DataFrame(), pd.DataFrame(), pd.DataFrame(),
+                                   reproduction=[verdicts], reproduction_aggregate=[aggregate] if len(aggregate) else [],
+                                   margin=margin)
+        for stale in tables_folder.glob(f"{suite}_reproduction_aggregate_*"):  # a single task has none now
+            stale.unlink()
+        sections = report.reproduction_sections(suite_report, tables_folder, Options(reps=reps, against=OFFICIAL))
+        text = page.read_text()
+        start, end = text.index("### Reproduction of"), text.index("### Per task (raw score")
+        text = text[:start] + "\n".join(sections) + "\n" + text[end:]
+        lines = text.split("\n")
+        rule = _rule(folder, suite)
+        text = "\n".join(_verdict_paragraph(suite, rule).rstrip("\n") if line.startswith(VERDICT_START) else line
+                         for line in lines)
+        page.write_text(text)
+    out.write_text(_index(out))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m results.fidelity", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -279,7 +326,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rule", help="final-score rule of the pages built (default each run's own: the training "
                         "episodes in the last 10%% of the budget), e.g. 'eval_after_training'")
     parser.add_argument("--reps", type=int, default=50_000, help="bootstrap replicates (default 50000)")
+    parser.add_argument("--rejudge", action="store_true", help="judge again the final scores the existing pages "
+                        "record (their runs tables) by the current verdict rule, without the runs")
     args = parser.parse_args(argv)
+    if args.rejudge:
+        print(f"wrote {rejudge(Path(args.out), args.reps)}")
+        return 0
     print(f"wrote {build(Path(args.root), Path(args.out), args.reps, args.suite, args.rule)}")
     return 0
 

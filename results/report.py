@@ -4,6 +4,7 @@
     python -m results.report runs/ --suite atari26 --compare published --published my_scores/  # adds/replaces files
     python -m results.report runs/ --suite atari57 --tasks pong breakout --out report/
     python -m results.report runs/fidelity --against dreamerv3_official --include-flagged   # one agent against another
+    python -m results.report --plan-seeds --suite atari26 --method dreamerv3   # runs a conclusive verdict needs
 
 Paths are run directories (or folders holding them), official DreamerV3 log directories and published
 score files. Writes <out>/report.md, <out>/tables/*.csv and *.tex, <out>/plots/*.png and *.pdf.
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from results import final, reference, tables
+from results import equivalence, final, planning, reference, tables
 from results.analysis import SMALL_REPS, Options, SuiteReport, analyse
 from results.load import Data, concat, load
 from results.names import canonical_suite, canonical_task
@@ -91,7 +92,8 @@ def _reproduction_shown(frame: pd.DataFrame, side: str) -> pd.DataFrame:
     shown["published mean"] = tables.with_ci(frame, "published_mean", "published_lower", "published_upper")
     shown["new mean"] = tables.with_ci(frame, "new_mean", "new_lower", "new_upper")
     shown["ratio"] = frame.get("ratio")
-    shown["new - published"] = tables.with_ci(frame, "diff", "diff_lower", "diff_upper")
+    shown["new - published (90% CI)"] = tables.with_ci(frame, "diff", "diff_lower", "diff_upper")
+    shown["margin"] = frame["margin"]
     shown["verdict"] = frame["verdict"]
     if side == "published":
         shown["published from"] = frame["published_from"]
@@ -106,8 +108,8 @@ def _aggregate_reproduction_shown(frame: pd.DataFrame, side: str) -> pd.DataFram
         frame, "published_value", "published_lower", "published_upper"))]
     shown["new"] = [f"{n}: {v}" for n, v in zip(frame["new"], tables.with_ci(frame, "new_value", "new_lower", "new_upper"))]
     shown["ratio"] = frame["ratio"]
-    shown["new - published CI"] = [f"[{tables.cell(lo)}, {tables.cell(hi)}]"
-                                   for lo, hi in zip(frame["diff_lower"], frame["diff_upper"])]
+    shown["new - published (90% CI)"] = tables.with_ci(frame, "diff", "diff_lower", "diff_upper")
+    shown["margin"] = frame["margin"]
     shown["verdict"] = frame["verdict"]
     return shown.rename(columns=lambda c: c.replace("published", side))
 
@@ -116,6 +118,40 @@ def _side(frame: pd.DataFrame, options: Options) -> str:
     """'reference' where the verdict is against --against's runs, else 'published'."""
     against = options.against and frame["published"].iloc[0].split(" (")[0] == options.against
     return "reference" if against else "published"
+
+
+def _verdict_rule(report: SuiteReport, level: str, side: str) -> str:
+    """The paragraph above a verdict table: the test, the margin and its reason."""
+    margin = report.margin
+    delta = margin.task if level == "task" else margin.aggregate
+    interval = ("the 90% Welch t interval of (new mean - " + side + " mean); means (raw scores) with their 95% t "
+                "CIs, a paper table's mean counts as exact, ratio = new mean / " + side + " mean" if level == "task" else
+                "the 90% expanded percentile interval of the stratified bootstrap (results/README.md)")
+    return (f"Verdict (an equivalence test, results/README.md): {interval}. Difference in {margin.units}. "
+            f"Inside ±δ with δ = {delta:.3g}: reproduced; wholly beyond +δ or -δ: above or below; otherwise "
+            "inconclusive, with the runs that give a conclusive verdict with 80% power if the two agree. "
+            f"Margin: {margin.reason}\n")
+
+
+def reproduction_sections(report: SuiteReport, folder: Path, options: Options) -> list[str]:
+    """The verdict sections of a suite (aggregates, then per task) as Markdown; their tables go to `folder`."""
+    lines, suite = [], report.suite
+    for frame in report.reproduction_aggregate:
+        shown = _aggregate_reproduction_shown(frame, _side(frame, options))
+        lines += [f"### Reproduction of {frame['published'].iloc[0]} by {frame['new'].iloc[0]}: aggregates\n",
+                  _verdict_rule(report, "aggregate", _side(frame, options)), tables.markdown(shown)]
+        tables.write(frame, folder, f"{suite}_reproduction_aggregate_{frame['published'].iloc[0]}", shown)
+    for frame in report.reproduction:
+        if frame.empty:
+            continue
+        side = _side(frame, options)
+        shown = _reproduction_shown(frame.reindex(columns=sorted(set(frame.columns) | {
+            "published_mean", "published_lower", "published_upper", "new_mean", "new_lower", "new_upper",
+            "ratio", "diff", "diff_lower", "diff_upper", "margin", "hours_per_run", "device"})), side)
+        lines += [f"### Reproduction of {frame['published'].iloc[0]} by {frame['new'].iloc[0]}: per task\n",
+                  _verdict_rule(report, "task", side), tables.markdown(shown)]
+        tables.write(frame, folder, f"{suite}_reproduction_{frame['published'].iloc[0]}", shown)
+    return lines
 
 
 def write_suite(report: SuiteReport, out: Path, options: Options) -> str:
@@ -134,28 +170,7 @@ def write_suite(report: SuiteReport, out: Path, options: Options) -> str:
         lines += [f"### Aggregates ({report.table['normaliser'].iloc[0]} scores, 95% stratified bootstrap CIs, "
                   f"{options.reps:,} replicates)\n", f"Aggregates {over}.\n", tables.markdown(shown)]
         tables.write(report.aggregates, folder, f"{suite}_aggregates", shown)
-    for frame in report.reproduction_aggregate:
-        shown = _aggregate_reproduction_shown(frame, _side(frame, options))
-        lines += [f"### Reproduction of {frame['published'].iloc[0]} by {frame['new'].iloc[0]}: aggregates\n",
-                  "Verdict: the 95% stratified bootstrap CI (rliable's) of (new - reference) contains 0: reproduced; "
-                  "below or above 0 otherwise. With few runs per task it is too narrow: between identical score "
-                  "distributions it called a difference in 11-13.5% of trials at 2 tasks x 3 runs, 5.5-6.5% at "
-                  "26 tasks x 5 runs (results/README.md).\n",
-                  tables.markdown(shown)]
-        tables.write(frame, folder, f"{suite}_reproduction_aggregate_{frame['published'].iloc[0]}", shown)
-    for frame in report.reproduction:
-        if frame.empty:
-            continue
-        side = _side(frame, options)
-        shown = _reproduction_shown(frame.reindex(columns=sorted(set(frame.columns) | {
-            "published_mean", "published_lower", "published_upper", "new_mean", "new_lower", "new_upper",
-            "ratio", "diff", "diff_lower", "diff_upper", "hours_per_run", "device"})), side)
-        lines += [f"### Reproduction of {frame['published'].iloc[0]} by {frame['new'].iloc[0]}: per task\n",
-                  f"Verdict: the 95% Welch t CI of (new mean - {side} mean) contains 0: reproduced; "
-                  f"lies below 0: below; above 0: above; a side with one run gives none. Means with their t CIs; "
-                  f"a paper table's mean counts as exact. Ratio: new mean / {side} mean (raw scores).\n",
-                  tables.markdown(shown)]
-        tables.write(frame, folder, f"{suite}_reproduction_{frame['published'].iloc[0]}", shown)
+    lines += reproduction_sections(report, folder, options)
     if len(report.per_task):
         wide = _wide_per_task(report.per_task, report.labels)
         lines += ["### Per task (raw score: mean [95% CI] (runs))\n", tables.markdown(wide)]
@@ -210,10 +225,22 @@ def build(paths: list[str], out: Path, suite: str | None = None, methods: list[s
     return path
 
 
+def print_seed_plan(suite: str, method: str, margin: equivalence.Margin) -> None:
+    """--plan-seeds: the runs a conclusive verdict needs per task and per aggregate (results.planning)."""
+    frame = planning.plan(suite, method, margin)
+    print(f"# Runs for a conclusive reproduction of {reference.counterpart(method)} on {suite}\n\n"
+          f"Margin: ±{margin.task:.3g} per task, ±{margin.aggregate:.3g} for the aggregates ({margin.units}): "
+          f"{margin.reason}\nRuns of ours that give `reproduced` with {equivalence.POWER:.0%} power if ours and the "
+          "published runs agree and ours spread as theirs: against the published runs as they are, and per side "
+          "where both sides are new runs (--against).\n")
+    print(tables.markdown(frame))
+    print(f"summary: {planning.summary(frame)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m results.report", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("paths", nargs="+", help="run directories, DreamerV3 log directories, published files")
+    parser.add_argument("paths", nargs="*", help="run directories, DreamerV3 log directories, published files")
     parser.add_argument("--suite", help="only this suite (atari26 alias atari100k, atari57, dmc_proprio, ...)")
     parser.add_argument("--methods", nargs="+", help="only these methods (agent or published method names; a sweep's "
                         "variant as 'ppo [discrete.lr=0.001]'; an agent's name selects all its variants)")
@@ -233,14 +260,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=50_000, help="bootstrap replicates (default 50000)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     parser.add_argument("--include-flagged", action="store_true", help="average flagged runs too")
+    parser.add_argument("--margin", type=float, help="the per-task equivalence margin of the verdicts, in the "
+                        "suite's normalised score (default: the suite's, results/reference/margins.yaml)")
+    parser.add_argument("--aggregate-margin", type=float, help="the margin of the aggregate (IQM, mean) verdicts")
+    parser.add_argument("--plan-seeds", action="store_true", help="print the runs per task a conclusive verdict "
+                        "needs, from the shipped published runs of --method on --suite, and write nothing")
+    parser.add_argument("--method", help="with --plan-seeds: the agent or published method to reproduce")
     parser.add_argument("--no-plots", action="store_true", help="tables only")
     args = parser.parse_args(argv)
     suite = canonical_suite(args.suite) if args.suite else None
+    if args.plan_seeds:
+        if not (suite and args.method):
+            parser.error("--plan-seeds needs --suite and --method")
+        print_seed_plan(suite, args.method, equivalence.margin(suite, args.margin, args.aggregate_margin))
+        return 0
+    if not args.paths:
+        parser.error("give run directories or published files to report on (or --plan-seeds)")
     tasks = [canonical_task(suite, t) for t in args.tasks] if args.tasks and suite else args.tasks
     options = Options(reps=args.reps, tasks=tasks, seed=args.seed, rule=final.parse_rule(args.rule) if args.rule else None,
                       normaliser=args.normaliser, include_flagged=args.include_flagged,
                       compare_published=args.compare == "published", plots=not args.no_plots,
-                      improvement=args.improvement, against=args.against)
+                      improvement=args.improvement, against=args.against, margin=args.margin,
+                      aggregate_margin=args.aggregate_margin)
     path = build(args.paths, Path(args.out), args.suite, args.methods, args.published, options)
     print(f"wrote {path}")
     return 0

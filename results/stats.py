@@ -173,15 +173,20 @@ def welch_interval(new: np.ndarray, old: np.ndarray | float, size: float = 0.95)
     return point, point - half, point + half
 
 
+def difference_bootstrap(new: np.ndarray, old: np.ndarray, name: str, reps: int, seed: int
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """Independent stratified bootstrap distributions of metric(new) and metric(old) for two (runs, tasks)
+    matrices of the same tasks (each method's runs resampled within each task)."""
+    new, old = np.asarray(new, dtype=float), np.asarray(old, dtype=float)
+    return bootstrap(new, [name], reps, seed)[name], bootstrap(old, [name], reps, seed + 1)[name]
+
+
 def difference_interval(new: np.ndarray, old: np.ndarray, name: str, reps: int, seed: int,
                         size: float = 0.95) -> tuple[float, float, float]:
-    """metric(new) - metric(old) for two (runs, tasks) matrices of the same tasks, with an independent
-    stratified bootstrap CI (each method's runs resampled within each task)."""
-    new, old = np.asarray(new, dtype=float), np.asarray(old, dtype=float)
-    a = bootstrap(new, [name], reps, seed)[name]
-    b = bootstrap(old, [name], reps, seed + 1)[name]
+    """metric(new) - metric(old) with the percentile CI of the independent stratified bootstrap."""
+    a, b = difference_bootstrap(new, old, name, reps, seed)
     lower, upper = percentile_interval(a - b, size)
-    return float(POINT[name](new) - POINT[name](old)), float(lower), float(upper)
+    return float(POINT[name](np.asarray(new, float)) - POINT[name](np.asarray(old, float))), float(lower), float(upper)
 
 
 def curve_estimates(scores: np.ndarray, name: str = "iqm", reps: int = 2_000, seed: int = 0,

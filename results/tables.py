@@ -1,10 +1,10 @@
 """Tables of a suite: per task, aggregates, reproduction verdicts and compute, and their writers.
 
 Inputs are the judged final scores of checks.judge (one row per run with label, score, raw, excluded).
-Verdict rule (per task on raw scores, per suite on normalised IQM and mean): the 95% stratified
-bootstrap CI of (new - published) decides: it contains 0 -> reproduced, lies below 0 -> below,
-above 0 -> above. Where the published side is a single number from a paper table (no per-run data),
-the published value is taken as exact.
+Verdicts are equivalence tests against the suite's margin (results/equivalence.py): per task on the
+normalised score with the 90% Welch interval of the difference, per suite on the IQM and mean with the
+expanded percentile bootstrap. Where the published side is a single number from a paper table (no per-run
+data), the published value is taken as exact.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from results import reference, stats
+from results import equivalence, normalize, reference, stats
 
 
 def matrix(table: pd.DataFrame, column: str = "score", tasks: list[str] | None = None) -> np.ndarray:
@@ -81,12 +81,6 @@ def aggregates(table: pd.DataFrame, labels: list[str], tasks: list[str], reps: i
     return pd.DataFrame(rows)
 
 
-def verdict(lower: float, upper: float) -> str:
-    if np.isnan(lower) or np.isnan(upper):
-        return "n/a (fewer than 2 runs)"
-    return "below" if upper < 0 else "above" if lower > 0 else "reproduced"
-
-
 def _paper_means(suite: str, method: str) -> pd.Series:
     """Per-task published means from the shipped paper tables (raw scores), when there are any."""
     if suite == "atari26":
@@ -99,58 +93,101 @@ def _paper_means(suite: str, method: str) -> pd.Series:
     return pd.Series(dtype=float)
 
 
-def reproduction(table: pd.DataFrame, new: str, published: str, suite: str) -> pd.DataFrame:
-    """Per task: published vs new mean (raw) with t CIs, ratio, Welch CI of the difference and verdict
-    (stats.welch_interval says why not the bootstrap)."""
+def _spread(values: np.ndarray) -> float:
+    return float(values.std(ddof=1)) if len(values) >= 2 else np.nan
+
+
+def _seeds_needed(delta: float, sd_new: float, sd_ref: float, reference_runs: int | None,
+                  reference_grows: bool) -> str:
+    """What an inconclusive verdict says of the runs it would take ('' where no spread is known)."""
+    if np.isnan(sd_new) or np.isnan(sd_ref):
+        return ""
+    seeds = equivalence.seeds_needed(delta, sd_new, sd_ref, reference_runs, reference_grows)
+    smallest = equivalence.smallest_margin(sd_ref, reference_runs) if reference_runs else np.nan
+    return equivalence.seeds_text(seeds, reference_grows, smallest)
+
+
+def reproduction(table: pd.DataFrame, new: str, published: str, suite: str, delta: float,
+                 reference_grows: bool = False) -> pd.DataFrame:
+    """Per task: published vs new mean (raw) with 95% t CIs and their ratio; the difference in the suite's
+    normalised score with its 90% Welch interval, judged against the margin `delta` (results.equivalence),
+    and, where that is not conclusive, the runs it would take. reference_grows: the reference is runs of
+    ours too (--against), so the seeds needed are per side."""
     usable = table[~table["excluded"]]
     new_runs = usable[usable["label"] == new]
     old_runs = usable[usable["label"] == published]
     paper = _paper_means(suite, published)  # for tasks without per-run published data
+    normaliser = table["normaliser"].iloc[0]
     rows = []
     for task in sorted(set(table.loc[table["label"] == new, "task"])):
-        x = new_runs.loc[new_runs["task"] == task, "raw"].to_numpy()
-        y = old_runs.loc[old_runs["task"] == task, "raw"].to_numpy()
-        row = {"task": task, "published": published, "new": new, "published_runs": len(y), "new_runs": len(x)}
-        if len(y) == 0 and task in paper.index:
-            reference_scores = float(paper[task])  # a constant: the paper's runs are unknown
-            old = (reference_scores, np.nan, np.nan)
+        x = new_runs.loc[new_runs["task"] == task, ["raw", "score"]].to_numpy().T
+        y = old_runs.loc[old_runs["task"] == task, ["raw", "score"]].to_numpy().T
+        row = {"task": task, "published": published, "new": new, "published_runs": y.shape[1],
+               "new_runs": x.shape[1], "margin": delta}
+        if y.shape[1] == 0 and task in paper.index:
+            raw = float(paper[task])  # a constant: the paper's runs are unknown
+            reference_score = float(normalize.normalise(normaliser, [task], [raw])[0])
+            old = (raw, np.nan, np.nan)
             row["published_from"] = "paper table"
         else:
-            reference_scores = y
-            old = stats.welch_interval(y, 0.0) if len(y) else None
+            reference_score, old = y[1], stats.welch_interval(y[0], 0.0) if y.shape[1] else None
             row["published_from"] = "per-run data"
-        if len(x) == 0 or old is None:
-            row["verdict"] = "n/a (no usable new runs)" if len(x) == 0 else "n/a (no published runs)"
+        if x.shape[1] == 0 or old is None:
+            row["outcome"] = "n/a"
+            row["verdict"] = "n/a (no usable new runs)" if x.shape[1] == 0 else "n/a (no published runs)"
             rows.append(row)
             continue
-        fresh = stats.welch_interval(x, 0.0)
-        diff = stats.welch_interval(x, reference_scores)
+        fresh = stats.welch_interval(x[0], 0.0)
+        diff = stats.welch_interval(x[1], reference_score, equivalence.LEVEL)
+        kind = equivalence.judge(diff[1], diff[2], delta)
+        seeds = ""
+        if kind in ("inconclusive", "n/a"):
+            constant = np.isscalar(reference_score)
+            sd_ref = 0.0 if constant else _spread(reference_score)
+            sd_new = _spread(x[1])
+            sd_new = sd_ref if np.isnan(sd_new) and not constant else sd_new  # one run: the published spread
+            seeds = _seeds_needed(delta, sd_new, sd_ref, None if constant else len(reference_score), reference_grows)
         row.update(published_mean=old[0], published_lower=old[1], published_upper=old[2],
                    new_mean=fresh[0], new_lower=fresh[1], new_upper=fresh[2],
                    ratio=fresh[0] / old[0] if old[0] > 0 else np.nan,
-                   diff=diff[0], diff_lower=diff[1], diff_upper=diff[2], verdict=verdict(diff[1], diff[2]))
+                   diff=diff[0], diff_lower=diff[1], diff_upper=diff[2], seeds_needed=seeds, outcome=kind,
+                   verdict=equivalence.verdict_text(kind, delta, seeds))
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def reproduction_aggregate(table: pd.DataFrame, new: str, published: str, reps: int, seed: int) -> pd.DataFrame:
-    """Per suite: IQM and mean of normalised scores, new vs published on the tasks both have usable runs of."""
+def reproduction_aggregate(table: pd.DataFrame, new: str, published: str, reps: int, seed: int, delta: float,
+                           reference_grows: bool = False) -> pd.DataFrame:
+    """Per suite: IQM and mean of normalised scores, new vs published on the tasks both have usable runs of;
+    the difference's interval is the expanded percentile bootstrap at 90% (equivalence.expanded_level),
+    judged against the margin `delta`. None for a single task: its per-task verdict is the one."""
     usable = table[~table["excluded"]]
     tasks = sorted(set(usable.loc[usable["label"] == new, "task"]) & set(usable.loc[usable["label"] == published, "task"]))
-    if not tasks:
+    if len(tasks) < 2:
         return pd.DataFrame()
     x = matrix(usable[usable["label"] == new], "score", tasks)
     y = matrix(usable[usable["label"] == published], "score", tasks)
+    level = equivalence.expanded_level(min(len(x), len(y)))
     rows = []
     for metric in ("iqm", "mean"):
         new_est = stats.interval_estimates(x, [metric], reps, seed)[metric]
         old_est = stats.interval_estimates(y, [metric], reps, seed)[metric]
-        diff = stats.difference_interval(x, y, metric, reps, seed)
+        a, b = stats.difference_bootstrap(x, y, metric, reps, seed)
+        lower, upper = stats.percentile_interval(a - b, level)
+        kind = equivalence.judge(lower, upper, delta) if min(len(x), len(y)) >= 2 else "n/a"
+        seeds = ""
+        if kind in ("inconclusive", "n/a"):
+            # the spread of one run's aggregate, from the bootstrap sd of each side's metric (n runs: sd / sqrt(n)
+            # times sqrt((n - 1) / n)); a side with one run borrows the other side's
+            sd_new, sd_ref = (s.std() * n / np.sqrt(n - 1) if n >= 2 else np.nan for n, s in ((len(x), a), (len(y), b)))
+            sd_new = sd_ref if np.isnan(sd_new) else sd_new
+            seeds = _seeds_needed(delta, sd_new, sd_ref, len(y), reference_grows)
         rows.append({"metric": metric, "tasks": len(tasks), "published": published, "new": new,
                      "published_value": old_est[0], "published_lower": old_est[1], "published_upper": old_est[2],
                      "new_value": new_est[0], "new_lower": new_est[1], "new_upper": new_est[2],
-                     "ratio": new_est[0] / old_est[0] if old_est[0] > 0 else np.nan,
-                     "diff_lower": diff[1], "diff_upper": diff[2], "verdict": verdict(diff[1], diff[2])})
+                     "ratio": new_est[0] / old_est[0] if old_est[0] > 0 else np.nan, "margin": delta,
+                     "diff": new_est[0] - old_est[0], "diff_lower": float(lower), "diff_upper": float(upper),
+                     "seeds_needed": seeds, "outcome": kind, "verdict": equivalence.verdict_text(kind, delta, seeds)})
     return pd.DataFrame(rows)
 
 

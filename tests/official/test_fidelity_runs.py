@@ -36,5 +36,5 @@ def test_side_by_side_runs_make_the_study_page(tmp_path, run_cli, official_pytho
     table = tmp_path / "fidelity" / "dmc_proprio" / "tables" / "dmc_proprio_reproduction_dreamerv3_official (new).csv"
     row = pd.read_csv(table).iloc[0]
     assert row["task"] == "cartpole_balance" and row["new_runs"] == 2 and row["published_runs"] == 2
-    assert row["verdict"] in {"reproduced", "below", "above"}
+    assert row["outcome"] in {"reproduced", "below", "above", "inconclusive"}
     assert (tmp_path / "fidelity" / "dmc_proprio" / "plots" / "dmc_proprio_curves.png").exists()

@@ -1,11 +1,13 @@
 """The report end to end: a harness run beside published runs, verdicts, outputs, errors."""
 
 import json
+import shutil
 
 import pandas as pd
 import pytest
 
 from results import reference
+from results.names import canonical_task
 from results.report import main
 
 REPS = ["--reps", "500"]
@@ -55,29 +57,49 @@ def test_verdicts_against_per_run_published_data(tmp_path, published, make_run, 
     assert main([str(runs), "--suite", "atari26", "--compare", "published",
                  "--methods", "iris", "--out", str(out), "--no-plots", *REPS]) == 0
     verdicts = pd.read_csv(out / "tables/atari26_reproduction_iris.csv").set_index("task")
-    assert verdicts.loc["boxing", "verdict"] == "above" and verdicts.loc["breakout", "verdict"] == "below"
+    assert verdicts.loc["boxing", "verdict"] == "above (beyond +0.2)"
+    assert verdicts.loc["breakout", "verdict"] == "below (beyond -0.2)"
+    # The same scores as the published runs: reproduced where IRIS's own 5 runs are tight enough for the margin
+    # of 0.2 human-normalised, inconclusive where their spread alone fills it (no number of runs of ours helps).
     same = verdicts.drop(index=["boxing", "breakout"])
-    assert (same["verdict"] == "reproduced").all() and len(same) == 24
+    inside = (same["diff_lower"] > -0.2) & (same["diff_upper"] < 0.2)
+    assert ((same["outcome"] == "reproduced") == inside).all() and len(same) == 24
+    assert inside.sum() == 16 and (same.loc[~inside, "verdict"].str.startswith(
+        "inconclusive (out of reach: the reference runs allow no margin below ±")).all()
+    assert (verdicts["diff"] == 0).sum() == 24 and (verdicts["margin"] == 0.2).all()
     assert same["ratio"].to_numpy() == pytest.approx(1.0) and (same["published_runs"] == 5).all()
     aggregate = pd.read_csv(out / "tables/atari26_reproduction_aggregate_iris.csv").set_index("metric")
     assert aggregate.loc["iqm", "tasks"] == 26 and aggregate.loc["iqm", "published_value"] == pytest.approx(0.501, abs=5e-4)
     report = (out / "report.md").read_text()
     assert "| iris (new) | new | 130 | 130 | 26 | mean of the evaluation episodes after training | atari_human |" in report
     assert "dreamerv3" not in report  # --methods keeps iris and its published counterpart only
-    assert "Verdict: the 95% stratified bootstrap CI (rliable's) of (new - reference)" in report  # aggregates
-    assert "Verdict: the 95% Welch t CI of (new mean - published mean)" in report  # per task
+    assert "the 90% expanded percentile interval of the stratified bootstrap" in report  # aggregates
+    assert "the 90% Welch t interval of (new mean - published mean)" in report  # per task
+    assert "Inside ±δ with δ = 0.15: reproduced" in report and "Inside ±δ with δ = 0.2: reproduced" in report
+    # The two changed games move the mean by +100 / (human - random) of Boxing and -83.66 (IRIS's mean) / that of
+    # Breakout, over 26 games: 0.21, beyond the margin of 0.15 but with an interval reaching inside it.
+    games = reference.table("atari_scores.csv").set_index("task")
+    gap = games["human"] - games["random"]
+    assert aggregate.loc["mean", "diff"] == pytest.approx((100 / gap["boxing"] - 83.66 / gap["breakout"]) / 26, abs=1e-6)
+    assert aggregate.loc["mean", "diff_lower"] < 0.15 < aggregate.loc["mean", "diff_upper"]
+    assert set(aggregate["outcome"]) == {"inconclusive"} and (aggregate["margin"] == 0.15).all()
 
 
 def test_verdicts_against_the_paper_table(tmp_path, make_run, atari26):
     """STORM has no per-run data: its printed per-game means (DIAMOND's table) stand in as constants. One run
-    per game shows no spread to judge a difference by; two runs around the printed mean reproduce it."""
+    per game shows no spread to judge a difference by; two runs close around the printed mean reproduce it;
+    two runs as close together half a human-random gap above it are above it."""
     printed = reference.table("atari100k_published.csv").query("method == 'storm'")
+    games = reference.table("atari_scores.csv").set_index("task")
     out = tmp_path / "report"
-    # offsets from the printed mean, in steps of 1% of it, per seed: one run on it; then two either side of it
-    for offsets, expected in (({0: 0}, "n/a (fewer than 2 runs)"), ({0: -1, 1: 1}, "reproduced")):
+    # per seed: (shift, offset) from the printed mean in human-random gaps
+    for runs, expected in (({0: (0, 0)}, "n/a (fewer than 2 runs)"), ({0: (0, -0.001), 1: (0, 0.001)}, "reproduced (within ±0.2)"),
+                           ({0: (0.5, -0.001), 1: (0.5, 0.001)}, "above (beyond +0.2)")):
+        shutil.rmtree(tmp_path / "runs", ignore_errors=True)
         for task, score in zip(printed["task"], printed["score"]):
-            for seed, offset in offsets.items():
-                final = score + offset * (0.01 * abs(score) + 0.1)
+            gap = games.loc[task, "human"] - games.loc[task, "random"]
+            for seed, (shift, offset) in runs.items():
+                final = score + (shift + offset) * gap
                 make_run(tmp_path / "runs", atari26(final_score={"rule": "eval_after_training"}), "storm", task,
                          seed, [{"step": 400000, "episode/score": final, "mode": "eval", "final": True}])
         assert main([str(tmp_path / "runs"), "--suite", "atari26", "--compare", "published", "--out", str(out),
@@ -95,18 +117,22 @@ def test_shipped_data_without_flag_and_a_published_folder_that_replaces_a_file(t
     assert main([str(runs), "--suite", "atari26", "--compare", "published", "--methods", "iris", "--out", str(out),
                  "--no-plots", *REPS]) == 0
     verdicts = pd.read_csv(out / "tables/atari26_reproduction_iris.csv")
-    assert (verdicts["published_from"] == "per-run data").all() and (verdicts["verdict"] == "reproduced").all()
-    # A folder with its own IRIS.json (every game's runs shifted up by 1000 + 10 times their range)
-    # replaces the shipped file.
+    assert (verdicts["published_from"] == "per-run data").all()
+    assert (verdicts["outcome"] == "reproduced").sum() == 16 and set(verdicts["outcome"]) == {"reproduced", "inconclusive"}
+    # A folder with its own IRIS.json (every game's runs shifted up by half a human-random gap + 10 times their
+    # range) replaces the shipped file.
     mine = tmp_path / "mine" / "atari100k_runs"
     mine.mkdir(parents=True)
     shipped = json.loads((published / "atari100k_runs/IRIS.json").read_text())
-    raised = {g: [x + 1000 + 10 * (max(v) - min(v)) for x in v] for g, v in shipped.items()}
+    games = reference.table("atari_scores.csv").set_index("task")
+    gap = {g: games.loc[canonical_task("atari26", g), "human"] - games.loc[canonical_task("atari26", g), "random"]
+           for g in shipped}
+    raised = {g: [x + 0.5 * gap[g] + 10 * (max(v) - min(v)) for x in v] for g, v in shipped.items()}
     (mine / "IRIS.json").write_text(json.dumps(raised))
     assert main([str(runs), "--suite", "atari26", "--compare", "published", "--published", str(tmp_path / "mine"),
                  "--methods", "iris", "--out", str(out), "--no-plots", *REPS]) == 0
     verdicts = pd.read_csv(out / "tables/atari26_reproduction_iris.csv")
-    assert (verdicts["verdict"] == "below").all() and (verdicts["published_runs"] == 5).all()
+    assert (verdicts["outcome"] == "below").all() and (verdicts["published_runs"] == 5).all()
 
 
 def test_tasks_restrict_the_report_and_aggregates_name_the_subset(tmp_path, published, make_run, atari26):
