@@ -6,7 +6,8 @@ runs/fidelity (DMC proprio and DMC vision studies, `make fidelity-proprio` and `
 then this. It refuses runs whose two sides differ in any setting that shapes learning (protocol, envs,
 size, train ratio, batch, replay, dtype) and writes one page per suite, docs/fidelity/<suite>.md, with the
 report of dreamerv3's verdicts against the official runs (`results.report --against dreamerv3_official
---include-flagged`: the runs are shorter than the paper's, which flags them) in docs/fidelity/<suite>/,
+--include-flagged`: the runs are shorter than the paper's, which flags them) in docs/fidelity/<suite>/
+(what the page shows only: PNG plots and the CSVs of its tables, no PDF or TeX, no report.md),
 and the training metrics both sides log (losses, entropies, updates made) side by side, which show where
 the two sides' learning parts ways when their scores do. The front page, docs/fidelity.md, sums up
 every suite page there, so one suite's study can be rerun without the others.
@@ -182,8 +183,9 @@ def _diagnostics(runs: pd.DataFrame) -> pd.DataFrame:
 def _suite_page(runs: pd.DataFrame, left_out: list[str], suite: str, folder: Path, reps: int,
                 rule: dict | None) -> Path:
     """Write `folder/<suite>.md` (the report's plots and tables in `folder/<suite>/`) from the suite's runs."""
-    options = Options(reps=reps, against=OFFICIAL, include_flagged=True, tasks=sorted(runs["task"].unique()), rule=rule)
-    body = report.build(list(runs["path"]), folder / suite, suite, [OURS, OFFICIAL], options=options).read_text()
+    options = Options(reps=reps, against=OFFICIAL, include_flagged=True, tasks=sorted(runs["task"].unique()), rule=rule,
+                      paper_formats=False)
+    body = report.markdown(list(runs["path"]), folder / suite, suite, [OURS, OFFICIAL], options=options)
     jax = {a: runs.loc[runs["agent"] == a, "versions"].iloc[0].get("jax", "?") for a in (OURS, OFFICIAL)}
     commits = sorted({str(c)[:12] + (" (uncommitted changes)" if dirty else "")
                       for c, dirty in zip(runs["commit"], runs["dirty"])})
@@ -210,14 +212,15 @@ def _suite_page(runs: pd.DataFrame, left_out: list[str], suite: str, folder: Pat
         tables.markdown(_diagnostics(runs)),
     ]
     page = folder / f"{suite}.md"
-    body = body.replace("](plots/", f"]({suite}/plots/").replace("# Results report\n", "## The report\n", 1)
+    body = (body.replace("](plots/", f"]({suite}/plots/").replace("(per run: tables/", f"(per run: {suite}/tables/")
+            .replace("# Results report\n", "## The report\n", 1))
     page.write_text("\n".join(header) + "\n" + body)
     return page
 
 
 def _verdict_paragraph(suite: str, rule: str) -> str:
     margin = equivalence.margin(suite)
-    return (f"{VERDICT_START} of the final score ({rule}) is an equivalence test (results/README.md): `reproduced` "
+    return (f"{VERDICT_START} of the final score ({rule}) is an equivalence test (docs/reference/reports.md): `reproduced` "
             f"only where the 90% Welch interval of (ours - official) lies inside ±{margin.task:.3g} ({margin.units}), "
             "`above` or `below` where it lies wholly beyond; otherwise `inconclusive`, with the seeds per side that "
             "would give a conclusive verdict with 80% power if the two sides agree.\n")
@@ -225,7 +228,7 @@ def _verdict_paragraph(suite: str, rule: str) -> str:
 
 def _rule(folder: Path, suite: str) -> str:
     """The final-score rule the suite's report used, as its methods table states it."""
-    return pd.read_csv(folder / suite / "tables" / f"{suite}_methods.csv")["rule"].iloc[0]
+    return pd.read_csv(tables.path(folder / suite / "tables", f"{suite}_methods"))["rule"].iloc[0]
 
 
 def _with_ci(table: pd.DataFrame, value: str, bounds: str) -> list[str]:
@@ -239,7 +242,7 @@ def _index(out: Path) -> str:
     folder, sections = out.with_suffix(""), []
     for page in sorted(folder.glob("*.md")):
         suite = page.stem
-        verdicts = pd.read_csv(folder / suite / "tables" / f"{suite}_reproduction_{OFFICIAL} (new).csv")
+        verdicts = pd.read_csv(tables.path(folder / suite / "tables", f"{suite}_reproduction_{OFFICIAL} (new)"))
         summary = pd.DataFrame({"task": verdicts["task"], "runs per side": verdicts["new_runs"],
                                 "ours": _with_ci(verdicts, "new_mean", "new"),
                                 "official": _with_ci(verdicts, "published_mean", "published"),
@@ -253,7 +256,7 @@ def _index(out: Path) -> str:
         "`agent=dreamerv3` and `agent=dreamerv3_official` (the official 2024 code) ran through the same harness "
         "with identical settings. One page per suite, each with its settings, machine, commit, report and curves; "
         f"below, the final scores (95% t CIs), their difference (90% Welch CI) and the verdicts of every page: "
-        "equivalence tests at each suite's margin (results/README.md), `inconclusive` where the seeds do not "
+        "equivalence tests at each suite's margin (docs/reference/reports.md), `inconclusive` where the seeds do not "
         f"show agreement. Regenerate with `{COMMAND}` (all suites; `make fidelity-proprio` or `make fidelity-vision` "
         "for one); `python -m results.fidelity --rejudge` judges the final scores the pages record again.\n", *sections])
 
@@ -288,11 +291,11 @@ def rejudge(out: Path, reps: int = 50_000) -> Path:
         raise ValueError(f"no suite pages in {folder} to judge again")
     for page in pages:
         suite, tables_folder = page.stem, folder / page.stem / "tables"
-        runs = pd.read_csv(tables_folder / f"{suite}_runs.csv")
-        normaliser = pd.read_csv(tables_folder / f"{suite}_methods.csv")["normaliser"].iloc[0]
+        runs = pd.read_csv(tables.path(tables_folder, f"{suite}_runs"))
+        normaliser = pd.read_csv(tables.path(tables_folder, f"{suite}_methods"))["normaliser"].iloc[0]
         table = runs.assign(score=normalize.normalise(normaliser, runs["task"], runs["raw"]), normaliser=normaliser,
                             excluded=False)  # the pages include flagged runs (shortened budgets)
-        old = pd.read_csv(tables_folder / f"{suite}_reproduction_{OFFICIAL} (new).csv")
+        old = pd.read_csv(tables.path(tables_folder, f"{suite}_reproduction_{OFFICIAL} (new)"))
         margin = equivalence.margin(suite)
         ours, official = f"{OURS} (new)", f"{OFFICIAL} (new)"
         verdicts = tables.reproduction(table, ours, official, suite, margin.task, reference_grows=True)
@@ -303,7 +306,8 @@ def rejudge(out: Path, reps: int = 50_000) -> Path:
                                    margin=margin)
         for stale in tables_folder.glob(f"{suite}_reproduction_aggregate_*"):  # a single task has none now
             stale.unlink()
-        sections = report.reproduction_sections(suite_report, tables_folder, Options(reps=reps, against=OFFICIAL))
+        sections = report.reproduction_sections(suite_report, tables_folder,
+                                                Options(reps=reps, against=OFFICIAL, paper_formats=False))
         text = page.read_text()
         start, end = text.index("### Reproduction of"), text.index("### Per task (raw score")
         text = text[:start] + "\n".join(sections) + "\n" + text[end:]

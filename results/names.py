@@ -4,7 +4,7 @@ Sources name the same task differently (`MsPacman`, `ms_pacman`, `mspacman`, `at
 `ALE/MsPacman-v5`; `jamesbond` / `james_bond`; `dmc_cup_catch` / `ball_in_cup_catch`; `crafter-reward`).
 Canonical forms: Atari snake case as in DreamerV3's files (`ms_pacman`, `jamesbond`), DMC
 `<domain>_<task>` without prefix (`ball_in_cup_catch`), `crafter_reward`, Minecraft `diamond`,
-classic control gymnasium ids (`CartPole-v1`).
+classic control gymnasium ids (`CartPole-v1`). `slug` turns a method's label into a file name.
 """
 
 from __future__ import annotations
@@ -38,6 +38,14 @@ def canonical_suite(name: str) -> str:
         valid = SUITES + sorted(SUITE_ALIASES)
         raise ValueError(f"unknown suite '{name}'; valid suites: {', '.join(valid)}")
     return name
+
+
+def slug(label: str) -> str:
+    """`label` as a file name, for the tables and plots a report writes: lower case, each run of characters
+    outside [a-z0-9._=-] one '-', none at either end. 'dreamerv3_official (new)' -> 'dreamerv3_official-new'
+    (and published 'dreamerv3' stays 'dreamerv3'), 'ppo [discrete.lr=0.001] (new)' -> 'ppo-discrete.lr=0.001-new'.
+    Labels that differ only in case or in the characters replaced would share one."""
+    return re.sub(r"[^a-z0-9._=-]+", "-", label.lower()).strip("-")
 
 
 def _key(name: str) -> str:

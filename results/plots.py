@@ -1,5 +1,5 @@
-"""Plots of a suite, each saved as PNG and PDF: per-task learning curves (new and published runs on the
-same axes, 95% bootstrap bands over runs), aggregate interval estimates, performance profiles,
+"""Plots of a suite, each saved as PNG and, for papers, PDF: per-task learning curves (new and published
+runs on the same axes, 95% bootstrap bands over runs), aggregate interval estimates, performance profiles,
 probability of improvement and sample-efficiency curves (rliable's plot_utils where it has one)."""
 
 from __future__ import annotations
@@ -19,15 +19,18 @@ from matplotlib.ticker import EngFormatter  # noqa: E402
 from rliable import plot_utils  # noqa: E402
 
 from results import normalize, stats  # noqa: E402
+from results.names import slug  # noqa: E402
 
 BINS = 40
 BAND_REPS = 1_000
+ROW_HEIGHT = 0.37  # inches per method in the aggregate interval plot (rliable's)
 
 
-def save(fig: plt.Figure, folder: Path, name: str, tight: bool = True) -> list[Path]:
-    """PNG and PDF; `tight` crops to the drawn content (it draws the figure once more)."""
+def save(fig: plt.Figure, folder: Path, name: str, tight: bool = True, pdf: bool = True) -> list[Path]:
+    """<name>.png and, with `pdf`, <name>.pdf, `name` made a slug (results.names.slug); `tight` crops to the
+    drawn content (it draws the figure once more)."""
     folder.mkdir(parents=True, exist_ok=True)
-    paths = [folder / f"{name}.png", folder / f"{name}.pdf"]
+    paths = [folder / f"{slug(name)}.{suffix}" for suffix in (("png", "pdf") if pdf else ("png",))]
     for path in paths:
         fig.savefig(path, bbox_inches="tight" if tight else None, dpi=110)
     plt.close(fig)
@@ -64,7 +67,8 @@ def _band(values: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.nda
 
 
 def learning_curves(curves: pd.DataFrame, finals: pd.DataFrame, per_task: pd.DataFrame, tasks: list[str],
-                    colors: dict[str, tuple], folder: Path, name: str, xlabel: str, seed: int = 0) -> list[Path]:
+                    colors: dict[str, tuple], folder: Path, name: str, xlabel: str, seed: int = 0,
+                    pdf: bool = True) -> list[Path]:
     """One panel per task: each label's mean curve with its band; labels with final scores only appear
     as points with their CIs (from the per-task table), side by side at the end of the budget.
     Flagged runs are dashed."""
@@ -111,24 +115,31 @@ def learning_curves(curves: pd.DataFrame, finals: pd.DataFrame, per_task: pd.Dat
     fig.subplots_adjust(left=0.05, right=0.98, top=1 - 0.35 / height, bottom=(0.8 + 0.25 * legend_rows) / height,
                         hspace=0.45, wspace=0.3)
     # Cropping draws the figure twice: worth it only for small grids, where the legend may be wider.
-    return save(fig, folder, name, tight=len(tasks) <= 10)
+    return save(fig, folder, name, tight=len(tasks) <= 10, pdf=pdf)
 
 
 def aggregate_intervals(aggregates: pd.DataFrame, colors: dict[str, tuple], folder: Path, name: str,
-                        xlabel: str) -> list[Path]:
+                        xlabel: str, pdf: bool = True) -> list[Path]:
     names = {"median": "Median", "iqm": "IQM", "mean": "Mean", "optimality_gap": "Optimality Gap"}
     metrics = [m for m in stats.METRICS if aggregates[m].notna().all()]
     points = {r["method"]: np.array([r[m] for m in metrics]) for _, r in aggregates.iterrows()}
     intervals = {r["method"]: np.array([[r[f"{m}_lower"] for m in metrics], [r[f"{m}_upper"] for m in metrics]])
                  for _, r in aggregates.iterrows()}
     fig, _ = plot_utils.plot_interval_estimates(
-        points, intervals, metric_names=[names[m] for m in metrics],
-        algorithms=list(points), colors=colors, xlabel=xlabel, xlabel_y_coordinate=-0.25 if len(points) < 4 else -0.1)
-    return save(fig, folder, name)
+        points, intervals, metric_names=[names[m] for m in metrics], algorithms=list(points), colors=colors,
+        row_height=ROW_HEIGHT, xlabel=xlabel)
+    # rliable puts its x-label at a fixed fraction of the figure's height, which grows with the methods: over
+    # the tick labels when they are few. Constrained layout puts a figure label below them, given the room.
+    (rliable_label,) = fig.texts
+    rliable_label.remove()
+    fig.supxlabel(xlabel, fontsize="xx-large")
+    fig.set_figheight(ROW_HEIGHT * len(points) + 1.3)  # + title, tick labels and x-label
+    fig.set_layout_engine("constrained", wspace=0.08)
+    return save(fig, folder, name, pdf=pdf)
 
 
 def performance_profiles(matrices: dict[str, np.ndarray], colors: dict[str, tuple], folder: Path, name: str,
-                         xlabel: str, reps: int, seed: int) -> list[Path]:
+                         xlabel: str, reps: int, seed: int, pdf: bool = True) -> list[Path]:
     top = max(float(np.nanpercentile(np.concatenate([m.ravel() for m in matrices.values()]), 95)), 1e-6)
     taus = np.linspace(min(0.0, min(float(m.min()) for m in matrices.values())), top, 81)
     profiles, intervals = {}, {}
@@ -140,11 +151,11 @@ def performance_profiles(matrices: dict[str, np.ndarray], colors: dict[str, tupl
                                          ax=ax, labelsize="large", ticklabelsize="medium")
     handles = [Line2D([], [], color=colors[label], lw=2) for label in profiles]
     ax.legend(handles, list(profiles), fontsize=8, loc="upper right")
-    return save(fig, folder, name)
+    return save(fig, folder, name, pdf=pdf)
 
 
 def improvement(pairs: dict[str, tuple[float, float, float]], colors: dict[str, tuple], folder: Path,
-                name: str) -> list[Path]:
+                name: str, pdf: bool = True) -> list[Path]:
     """P(X > Y) with CIs; `pairs` maps 'X,Y' to (point, lower, upper)."""
     points = {k: v[0] for k, v in pairs.items()}
     intervals = {k: np.array([[v[1]], [v[2]]]) for k, v in pairs.items()}
@@ -152,11 +163,11 @@ def improvement(pairs: dict[str, tuple[float, float, float]], colors: dict[str, 
     fig = plt.figure(figsize=(5, 0.45 * len(pairs) + 1.5))
     ax = fig.add_subplot()
     plot_utils.plot_probability_of_improvement(points, intervals, ax=ax, colors=pair_colors)
-    return save(fig, folder, name)
+    return save(fig, folder, name, pdf=pdf)
 
 
 def sample_efficiency(curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], colors: dict[str, tuple],
-                      folder: Path, name: str, xlabel: str, ylabel: str) -> list[Path]:
+                      folder: Path, name: str, xlabel: str, ylabel: str, pdf: bool = True) -> list[Path]:
     """curves: label -> (steps, IQM per step, (2, steps) CIs)."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for label, (steps, points, intervals) in curves.items():
@@ -167,7 +178,7 @@ def sample_efficiency(curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray
     ax.xaxis.set_major_formatter(EngFormatter(sep=""))
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    return save(fig, folder, name)
+    return save(fig, folder, name, pdf=pdf)
 
 
 def palette(labels: list[str]) -> dict[str, tuple]:

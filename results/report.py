@@ -7,7 +7,8 @@
     python -m results.report --plan-seeds --suite atari26 --method dreamerv3   # runs a conclusive verdict needs
 
 Paths are run directories (or folders holding them), official DreamerV3 log directories and published
-score files. Writes <out>/report.md, <out>/tables/*.csv and *.tex, <out>/plots/*.png and *.pdf.
+score files. Writes <out>/report.md, <out>/tables/*.csv and *.tex, <out>/plots/*.png and *.pdf; file names
+that hold a method's label name it by its slug ('dreamerv3 (new)' -> 'dreamerv3-new').
 """
 
 from __future__ import annotations
@@ -126,8 +127,8 @@ def _verdict_rule(report: SuiteReport, level: str, side: str) -> str:
     delta = margin.task if level == "task" else margin.aggregate
     interval = ("the 90% Welch t interval of (new mean - " + side + " mean); means (raw scores) with their 95% t "
                 "CIs, a paper table's mean counts as exact, ratio = new mean / " + side + " mean" if level == "task" else
-                "the 90% expanded percentile interval of the stratified bootstrap (results/README.md)")
-    return (f"Verdict (an equivalence test, results/README.md): {interval}. Difference in {margin.units}. "
+                "the 90% expanded percentile interval of rliable's stratified bootstrap, widened for few runs")
+    return (f"Verdict (an equivalence test, docs/reference/reports.md): {interval}. Difference in {margin.units}. "
             f"Inside ±δ with δ = {delta:.3g}: reproduced; wholly beyond +δ or -δ: above or below; otherwise "
             "inconclusive, with the runs that give a conclusive verdict with 80% power if the two agree. "
             f"Margin: {margin.reason}\n")
@@ -135,12 +136,12 @@ def _verdict_rule(report: SuiteReport, level: str, side: str) -> str:
 
 def reproduction_sections(report: SuiteReport, folder: Path, options: Options) -> list[str]:
     """The verdict sections of a suite (aggregates, then per task) as Markdown; their tables go to `folder`."""
-    lines, suite = [], report.suite
+    lines, suite, tex = [], report.suite, options.paper_formats
     for frame in report.reproduction_aggregate:
         shown = _aggregate_reproduction_shown(frame, _side(frame, options))
         lines += [f"### Reproduction of {frame['published'].iloc[0]} by {frame['new'].iloc[0]}: aggregates\n",
                   _verdict_rule(report, "aggregate", _side(frame, options)), tables.markdown(shown)]
-        tables.write(frame, folder, f"{suite}_reproduction_aggregate_{frame['published'].iloc[0]}", shown)
+        tables.write(frame, folder, f"{suite}_reproduction_aggregate_{frame['published'].iloc[0]}", shown, tex)
     for frame in report.reproduction:
         if frame.empty:
             continue
@@ -150,16 +151,16 @@ def reproduction_sections(report: SuiteReport, folder: Path, options: Options) -
             "ratio", "diff", "diff_lower", "diff_upper", "margin", "hours_per_run", "device"})), side)
         lines += [f"### Reproduction of {frame['published'].iloc[0]} by {frame['new'].iloc[0]}: per task\n",
                   _verdict_rule(report, "task", side), tables.markdown(shown)]
-        tables.write(frame, folder, f"{suite}_reproduction_{frame['published'].iloc[0]}", shown)
+        tables.write(frame, folder, f"{suite}_reproduction_{frame['published'].iloc[0]}", shown, tex)
     return lines
 
 
 def write_suite(report: SuiteReport, out: Path, options: Options) -> str:
     """The suite's section of report.md; its tables go to out/tables."""
-    folder, suite = out / "tables", report.suite
+    folder, suite, tex = out / "tables", report.suite, options.paper_formats
     lines = [f"## {suite}\n"]
     lines += ["### Methods, runs and final-score rules\n", tables.markdown(report.rules)]
-    tables.write(report.rules, folder, f"{suite}_methods")
+    tables.write(report.rules, folder, f"{suite}_methods", tex=tex)
     if report.warnings:
         lines += ["### Warnings\n", "\n".join(f"- {w}" for w in report.warnings) + "\n"]
     if len(report.aggregates):
@@ -169,25 +170,25 @@ def write_suite(report: SuiteReport, out: Path, options: Options) -> str:
                 else f"over the suite's {len(tasks)} tasks")
         lines += [f"### Aggregates ({report.table['normaliser'].iloc[0]} scores, 95% stratified bootstrap CIs, "
                   f"{options.reps:,} replicates)\n", f"Aggregates {over}.\n", tables.markdown(shown)]
-        tables.write(report.aggregates, folder, f"{suite}_aggregates", shown)
+        tables.write(report.aggregates, folder, f"{suite}_aggregates", shown, tex)
     lines += reproduction_sections(report, folder, options)
     if len(report.per_task):
         wide = _wide_per_task(report.per_task, report.labels)
         lines += ["### Per task (raw score: mean [95% CI] (runs))\n", tables.markdown(wide)]
-        tables.write(report.per_task, folder, f"{suite}_per_task", wide)
+        tables.write(report.per_task, folder, f"{suite}_per_task", wide, tex)
     if len(report.second):
         wide = _wide_per_task(report.second, report.labels)
         lines += [f"### Per task, second rule: {report.second['rule'].iloc[0]}\n", tables.markdown(wide)]
-        tables.write(report.second, folder, f"{suite}_per_task_second", wide)
+        tables.write(report.second, folder, f"{suite}_per_task_second", wide, tex)
     if len(report.flagged):
         lines += ["### Runs of this project and flagged runs\n", tables.markdown(report.flagged)]
-        tables.write(report.flagged, folder, f"{suite}_runs")
+        tables.write(report.flagged, folder, f"{suite}_runs", tex=tex)
     if len(report.compute):
         summary = (report.compute.groupby(["method", "device"])
                    .agg(runs=("seed", "size"), wall_hours=("wall_hours", "sum"), hours_per_run=("wall_hours", "mean"),
                         gpu_hours=("gpu_hours", "sum"), cpu_hours=("cpu_hours", "sum")).reset_index())
         lines += ["### Compute of our runs (per run: tables/" + f"{suite}_compute.csv)\n", tables.markdown(summary)]
-        tables.write(report.compute, folder, f"{suite}_compute")
+        tables.write(report.compute, folder, f"{suite}_compute", tex=tex)
     if report.figures:
         lines += ["### Plots\n"] + [f"![{p.stem}](plots/{p.name})\n" for p in report.figures if p.suffix == ".png"]
     return "\n".join(lines)
@@ -196,6 +197,14 @@ def write_suite(report: SuiteReport, out: Path, options: Options) -> str:
 def build(paths: list[str], out: Path, suite: str | None = None, methods: list[str] | None = None,
           published: str | None = None, options: Options = Options()) -> Path:
     """Write the report of `paths` into `out`; returns the path of report.md."""
+    path = out / "report.md"
+    path.write_text(markdown(paths, out, suite, methods, published, options))
+    return path
+
+
+def markdown(paths: list[str], out: Path, suite: str | None = None, methods: list[str] | None = None,
+             published: str | None = None, options: Options = Options()) -> str:
+    """The report of `paths` as Markdown; writes its tables and plots into out/tables and out/plots."""
     start = time.perf_counter()
     suite = canonical_suite(suite) if suite else None
     if published and not Path(published).is_dir():
@@ -220,9 +229,7 @@ def build(paths: list[str], out: Path, suite: str | None = None, methods: list[s
         report = analyse(data.select(name), name, out / "plots", options)
         sections.append(write_suite(report, out, options))
     sections.append(f"\n_Report built in {time.perf_counter() - start:.1f} s._\n")
-    path = out / "report.md"
-    path.write_text("\n".join(sections))
-    return path
+    return "\n".join(sections)
 
 
 def print_seed_plan(suite: str, method: str, margin: equivalence.Margin) -> None:

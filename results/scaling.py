@@ -71,8 +71,9 @@ def _lines(variants: pd.DataFrame, key: str) -> dict[str, list[tuple[float, str]
 
 
 def scaling_plots(table: pd.DataFrame, runs: pd.DataFrame, suite: str, folder: Path, reps: int, seed: int,
-                  score_label: str) -> list[Path]:
-    """One figure per swept numeric key; `table` is the judged final-score table (checks.judge)."""
+                  score_label: str, pdf: bool = True) -> list[Path]:
+    """One figure per swept numeric key, with the plotted numbers in a CSV beside its PNG; `table` is the
+    judged final-score table (checks.judge)."""
     variants = variant_settings(runs)
     if variants.empty:
         return []
@@ -104,9 +105,9 @@ def scaling_plots(table: pd.DataFrame, runs: pd.DataFrame, suite: str, folder: P
             ax.grid(alpha=0.3)
         axes[0][0].set_ylabel(f"final {score_label} (95% CI)")
         axes[0][0].legend(fontsize=7)
-        name = f"{suite}_scaling_{key.removeprefix('agent.')}"
-        figures += plots.save(fig, folder, name)
-        points.rename(columns={"x": key}).to_csv(folder / f"{name}.csv", index=False)  # the plotted numbers
+        saved = plots.save(fig, folder, f"{suite}_scaling_{key.removeprefix('agent.')}", pdf=pdf)
+        points.rename(columns={"x": key}).to_csv(saved[0].with_suffix(".csv"), index=False)
+        figures += saved
     return figures
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from results import equivalence, normalize, reference, stats
+from results.names import slug
 
 
 def matrix(table: pd.DataFrame, column: str = "score", tasks: list[str] | None = None) -> np.ndarray:
@@ -232,8 +233,14 @@ def latex(frame: pd.DataFrame) -> str:
     return "\n".join(lines + ["\\bottomrule", "\\end{tabular}"]) + "\n"
 
 
-def write(frame: pd.DataFrame, folder: Path, name: str, shown: pd.DataFrame | None = None) -> None:
-    """tables/<name>.csv (all numbers) and tables/<name>.tex (the shown columns)."""
+def path(folder: Path, name: str, suffix: str = ".csv") -> Path:
+    """Where `write` puts table `name` (which may hold a method's label): its slug, results.names.slug."""
+    return folder / f"{slug(name)}{suffix}"
+
+
+def write(frame: pd.DataFrame, folder: Path, name: str, shown: pd.DataFrame | None = None, tex: bool = True) -> None:
+    """<name>.csv (all numbers) and, with `tex`, <name>.tex (the shown columns) in `folder`, named by `path`."""
     folder.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(folder / f"{name}.csv", index=False)
-    (folder / f"{name}.tex").write_text(latex(frame if shown is None else shown))
+    frame.to_csv(path(folder, name), index=False)
+    if tex:
+        path(folder, name, ".tex").write_text(latex(frame if shown is None else shown))

@@ -33,7 +33,7 @@ def test_side_by_side_runs_make_the_study_page(tmp_path, run_cli, official_pytho
     fidelity.build(tmp_path / "runs", tmp_path / "fidelity.md", reps=500)
     page = (tmp_path / "fidelity" / "dmc_proprio.md").read_text()
     assert f"| dmc_proprio | cartpole_balance | 2 | {STEPS} | 2 | 1m | 16 | 1 | 2 x 8 |" in page
-    table = tmp_path / "fidelity" / "dmc_proprio" / "tables" / "dmc_proprio_reproduction_dreamerv3_official (new).csv"
+    table = tmp_path / "fidelity" / "dmc_proprio" / "tables" / "dmc_proprio_reproduction_dreamerv3_official-new.csv"
     row = pd.read_csv(table).iloc[0]
     assert row["task"] == "cartpole_balance" and row["new_runs"] == 2 and row["published_runs"] == 2
     assert row["outcome"] in {"reproduced", "below", "above", "inconclusive"}

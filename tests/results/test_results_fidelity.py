@@ -61,7 +61,7 @@ def test_page_gives_verdicts_against_the_official_runs(tmp_path, make_run):
     index = fidelity.build(root, tmp_path / "docs" / "fidelity.md", reps=2000).read_text()
     page = (tmp_path / "docs" / "fidelity" / "dmc_proprio.md").read_text()
     verdicts = pd.read_csv(tmp_path / "docs" / "fidelity" / "dmc_proprio" / "tables" /
-                           "dmc_proprio_reproduction_dreamerv3_official (new).csv").set_index("task")
+                           "dmc_proprio_reproduction_dreamerv3_official-new.csv").set_index("task")
     # the suite's margin is 50 (results/reference/margins.yaml); cartpole's 90% interval is about [-20, 37]
     assert verdicts.loc["cartpole_balance", "verdict"] == "reproduced (within ±50)"
     assert verdicts.loc["reacher_easy", "verdict"] == "above (beyond +50)"
@@ -83,8 +83,14 @@ def test_page_gives_verdicts_against_the_official_runs(tmp_path, make_run):
     assert "reference mean" in page and "published mean" not in page
     assert "A run makes about 905 updates, inside the optimiser's 1,000-update learning-rate warm-up" in page
     assert "Code: this repository at commit not recorded." in page  # the test's runs have no git commit
-    assert (tmp_path / "docs" / "fidelity" / "dmc_proprio" / "plots" / "dmc_proprio_curves.png").exists()
     assert "](dmc_proprio/plots/dmc_proprio_curves.png)" in page
+    # docs get what the page shows: its PNG plots and its tables' CSVs, no PDF, TeX or report.md
+    written = tmp_path / "docs" / "fidelity" / "dmc_proprio"
+    shown = {link.split(")")[0] for link in page.split("](dmc_proprio/")[1:]}
+    assert shown == {f"plots/dmc_proprio_{name}.png" for name in (
+        "curves", "aggregates", "profiles", "improvement", "sample_efficiency")}
+    assert {f.relative_to(written).as_posix() for f in written.rglob("*.png")} == shown
+    assert {f.suffix for f in written.rglob("*") if f.is_file()} == {".png", ".csv"}
     # the front page: a link to the suite page and both sides' final scores with the verdict of every task
     assert "## [dmc_proprio](fidelity/dmc_proprio.md)" in index
     assert "| reacher_easy | 3 | 905 [" in index and "| above (beyond +50) |" in index
@@ -100,7 +106,7 @@ def test_one_suite_is_rebuilt_and_the_front_page_keeps_the_others(tmp_path, make
     vision = folder / "dmc_vision.md"  # a page of another suite, built earlier from runs no longer here
     vision.write_text("an earlier study")
     (folder / "dmc_vision" / "tables").mkdir(parents=True)
-    for table in ("methods", "reproduction_dreamerv3_official (new)"):  # what the front page reads
+    for table in ("methods", "reproduction_dreamerv3_official-new"):  # what the front page reads
         shutil.copy(folder / "dmc_proprio" / "tables" / f"dmc_proprio_{table}.csv",
                     folder / "dmc_vision" / "tables" / f"dmc_vision_{table}.csv")
     with pytest.raises(ValueError, match="no runs of dreamerv3 or dreamerv3_official found"):
@@ -142,7 +148,7 @@ def test_report_against_on_the_command_line(tmp_path, make_run):
                  "--tasks", "cartpole_balance", "reacher_easy", "--suite", "dmc_proprio", "--out", str(tmp_path / "r")])
     text = (tmp_path / "r" / "report.md").read_text()
     assert "### Reproduction of dreamerv3_official (new) by dreamerv3 (new): per task" in text
-    aggregate = pd.read_csv(tmp_path / "r" / "tables" / "dmc_proprio_reproduction_aggregate_dreamerv3_official (new).csv")
+    aggregate = pd.read_csv(tmp_path / "r" / "tables" / "dmc_proprio_reproduction_aggregate_dreamerv3_official-new.csv")
     assert set(aggregate["metric"]) >= {"iqm", "mean"}
     assert json.loads(json.dumps(list(aggregate["tasks"]))) == [2] * len(aggregate)
 
@@ -155,7 +161,7 @@ def test_a_seed_unfinished_on_either_side_is_left_out_on_both(tmp_path, make_run
     page = (tmp_path / "fidelity" / "dmc_proprio.md").read_text()
     assert "Left out, not finished on both sides: reacher_easy seed 2." in page
     verdicts = pd.read_csv(tmp_path / "fidelity" / "dmc_proprio" / "tables" /
-                           "dmc_proprio_reproduction_dreamerv3_official (new).csv").set_index("task")
+                           "dmc_proprio_reproduction_dreamerv3_official-new.csv").set_index("task")
     assert verdicts.loc["reacher_easy", ["new_runs", "published_runs"]].tolist() == [2, 2]
     assert verdicts.loc["reacher_easy", "new_mean"] == pytest.approx(905)
     assert verdicts.loc["cartpole_balance", ["new_runs", "published_runs"]].tolist() == [3, 3]
@@ -174,7 +180,7 @@ def test_a_final_score_rule_given_for_the_pages(tmp_path, make_run):
     assert "final score (mean of train episodes in the last 50% of the budget) is an equivalence test" in page
     assert "Final score: mean of train episodes in the last 50% of the budget." in index
     verdicts = pd.read_csv(tmp_path / "fidelity" / "dmc_proprio" / "tables" /
-                           "dmc_proprio_reproduction_dreamerv3_official (new).csv").set_index("task")
+                           "dmc_proprio_reproduction_dreamerv3_official-new.csv").set_index("task")
     assert verdicts.loc["reacher_easy", "new_mean"] < 905  # the ramp of the first half now counts
 
 
@@ -185,7 +191,7 @@ def test_rejudge_rebuilds_the_verdicts_from_the_recorded_final_scores(tmp_path, 
     out = tmp_path / "docs" / "fidelity.md"
     fidelity.build(root, out, reps=500)
     page = tmp_path / "docs" / "fidelity" / "dmc_proprio.md"
-    table = tmp_path / "docs" / "fidelity" / "dmc_proprio" / "tables" / "dmc_proprio_reproduction_dreamerv3_official (new).csv"
+    table = tmp_path / "docs" / "fidelity" / "dmc_proprio" / "tables" / "dmc_proprio_reproduction_dreamerv3_official-new.csv"
     built_page, built = page.read_text(), pd.read_csv(table)
     shutil.rmtree(root)
     page.write_text(built_page.replace("reproduced (within ±50)", "reproduced").replace(
@@ -195,6 +201,7 @@ def test_rejudge_rebuilds_the_verdicts_from_the_recorded_final_scores(tmp_path, 
     assert fidelity.main(["--rejudge", "--out", str(out), "--reps", "500"]) == 0
     assert page.read_text() == built_page
     pd.testing.assert_frame_equal(pd.read_csv(table), built)
+    assert not list(table.parent.glob("*.tex"))  # the docs keep the CSVs only
     assert "| cartpole_balance | 3 | 815 [" in out.read_text() and "| reproduced (within ±50) |" in out.read_text()
     with pytest.raises(ValueError, match="no suite pages in"):
         fidelity.rejudge(tmp_path / "elsewhere.md")

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from results import reference
-from results.names import canonical_task
+from results.names import canonical_task, slug
 from results.report import main
 
 REPS = ["--reps", "500"]
@@ -73,7 +73,7 @@ def test_verdicts_against_per_run_published_data(tmp_path, published, make_run, 
     report = (out / "report.md").read_text()
     assert "| iris (new) | new | 130 | 130 | 26 | mean of the evaluation episodes after training | atari_human |" in report
     assert "dreamerv3" not in report  # --methods keeps iris and its published counterpart only
-    assert "the 90% expanded percentile interval of the stratified bootstrap" in report  # aggregates
+    assert "the 90% expanded percentile interval of rliable's stratified bootstrap" in report  # aggregates
     assert "the 90% Welch t interval of (new mean - published mean)" in report  # per task
     assert "Inside ±δ with δ = 0.15: reproduced" in report and "Inside ±δ with δ = 0.2: reproduced" in report
     # The two changed games move the mean by +100 / (human - random) of Boxing and -83.66 (IRIS's mean) / that of
@@ -166,3 +166,15 @@ def test_pending_runs_are_listed_not_averaged(tmp_path, make_run, atari26):
     runs = pd.read_csv(out / "tables/atari26_runs.csv")
     assert runs["flags"].item().startswith("unfinished (state pending); unfinished budget (0 of 400,000 frames)")
     assert "seed1: a run directory without config.yaml" in (out / "report.md").read_text()
+
+
+@pytest.mark.parametrize("label, expected", [
+    ("dreamerv3", "dreamerv3"), ("dreamerv3 (new)", "dreamerv3-new"),
+    ("atari26_reproduction_dreamerv3_official (new)", "atari26_reproduction_dreamerv3_official-new"),
+    ("ppo [discrete.lr=0.001] (new)", "ppo-discrete.lr=0.001-new"),
+    ("dreamerv3 [size=12m, train_ratio=512] (logdir)", "dreamerv3-size=12m-train_ratio=512-logdir"),
+    (" DreamerV3 (new) ", "dreamerv3-new"),
+])
+def test_file_names_are_slugs_of_the_labels(label, expected):
+    assert slug(label) == expected
+    assert slug(label) == slug(slug(label))  # a name written once is read back by the same function
