@@ -150,15 +150,18 @@ def versions() -> dict[str, str]:
     return found
 
 
-def git_state() -> tuple[str | None, bool]:
+def git_state() -> tuple[str | None, str | None, bool]:
+    """The code's commit, its commit date (ISO 8601: results.provenance compares it with the fixes' dates
+    where the reader has no git history) and whether tracked files differ from it; (None, None, False)
+    outside a git checkout."""
     try:
-        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                check=True).stdout.strip()
+        commit, date = subprocess.run(["git", "-C", str(REPO), "show", "-s", "--format=%H %cI", "HEAD"],
+                                      capture_output=True, text=True, check=True).stdout.split()
         dirty = bool(subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
                                     capture_output=True, text=True).stdout.strip())
-        return commit, dirty
-    except (OSError, subprocess.CalledProcessError):
-        return None, False
+        return commit, date, dirty
+    except (OSError, subprocess.CalledProcessError, ValueError):
+        return None, None, False
 
 
 def cpu_name() -> str:
@@ -201,10 +204,10 @@ class Session:
     def __init__(self, run: RunDir, agent: Any, start_step: int):
         self.run = run
         self.meta = run.read_meta()
-        commit, dirty = git_state()
+        commit, commit_date, dirty = git_state()
         device = describe_device(getattr(agent, "device", "cpu"))
-        self.meta.update(format=FORMAT, host=socket.gethostname(), git_commit=commit, git_dirty=dirty,
-                         versions=versions(), device=device)
+        self.meta.update(format=FORMAT, host=socket.gethostname(), git_commit=commit, git_commit_date=commit_date,
+                         git_dirty=dirty, versions=versions(), device=device)
         self.meta.setdefault("command", os.environ.get("DREAMERBENCH_COMMAND", " ".join(sys.argv)))
         self.meta.setdefault("started_at", now())
         self.meta.setdefault("slurm_job_ids", [])
@@ -216,6 +219,8 @@ class Session:
         self.meta.setdefault("sessions", []).append(
             {"started_at": now(), "ended_at": None, "host": self.meta["host"], "slurm_job_id": job,
              "command": os.environ.get("DREAMERBENCH_COMMAND", " ".join(sys.argv)),
+             # each session's code: a run resumed after a fix still holds steps made before it
+             "git_commit": commit, "git_commit_date": commit_date,
              "start_step": start_step, "end_step": start_step})
         self.start_wall, self.start_cpu = time.monotonic(), process_cpu_seconds()
         self.update(start_step)

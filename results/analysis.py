@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from results import checks, equivalence, final, normalize, plots, reference, scaling, stats, tables
+from results import checks, equivalence, final, normalize, plots, provenance, reference, scaling, stats, tables
 from results.load import Data
 
 # Replicates for per-task CIs, profiles, probability of improvement and curves (rliable's defaults for
@@ -28,6 +28,7 @@ class Options:
     include_flagged: bool = False
     compare_published: bool = False
     plots: bool = True
+    paper_formats: bool = True  # PDF twins of the PNG plots and TeX of the CSV tables, for papers
     improvement: str = "default"  # 'variants': P(X > Y) between the variants of each agent instead
     tasks: list[str] | None = None  # the tasks aggregates use instead of the suite's (--tasks)
     against: str | None = None  # a method whose runs are the reference of every other method's verdicts (--against)
@@ -134,7 +135,7 @@ def _is_published(table: pd.DataFrame, label: str) -> bool:
 
 
 def _plots(report: SuiteReport, data: Data, aggregate_labels: list[str], folder: Path, options: Options) -> None:
-    suite, table = report.suite, report.table
+    suite, table, pdf = report.suite, report.table, options.paper_formats
     colors = plots.palette(report.labels)
     normaliser = table["normaliser"].iloc[0]
     score = plots.score_label(normaliser)
@@ -151,14 +152,16 @@ def _plots(report: SuiteReport, data: Data, aggregate_labels: list[str], folder:
     per_task = report.per_task[~report.per_task["method"].isin(REFERENCE_METHODS)]
     if len(curves) or len(per_task):
         report.figures += plots.learning_curves(curves, table, per_task, tasks, colors, folder,
-                                                f"{suite}_curves", xlabel, options.seed)
+                                                f"{suite}_curves", xlabel, options.seed, pdf=pdf)
     if len(report.aggregates):
-        report.figures += plots.aggregate_intervals(report.aggregates, colors, folder, f"{suite}_aggregates", score)
+        report.figures += plots.aggregate_intervals(report.aggregates, colors, folder, f"{suite}_aggregates", score,
+                                                    pdf=pdf)
         tasks = options.suite_tasks(suite) if not options.include_flagged else None
         matrices = {l: tables.matrix(table[(table["label"] == l) & ~table["excluded"]], "score", tasks)
                     for l in aggregate_labels}
         reps = min(options.reps, SMALL_REPS)
-        report.figures += plots.performance_profiles(matrices, colors, folder, f"{suite}_profiles", score, reps, options.seed)
+        report.figures += plots.performance_profiles(matrices, colors, folder, f"{suite}_profiles", score, reps,
+                                                     options.seed, pdf=pdf)
         # P(ours > each other method); without runs of ours, the best method (IQM) against the others.
         by_iqm = report.aggregates.sort_values("iqm", ascending=False)["method"].tolist()
         ours = [l for l in aggregate_labels if not _is_published(table, l)] or by_iqm[:1]
@@ -174,15 +177,16 @@ def _plots(report: SuiteReport, data: Data, aggregate_labels: list[str], folder:
                  for x, y in candidates if matrices[x].shape[1] == matrices[y].shape[1]}
         pairs = dict(list(pairs.items())[:MAX_PAIRS])
         if pairs:
-            report.figures += plots.improvement(pairs, {key[l]: c for l, c in colors.items() if l in key}, folder, name)
+            report.figures += plots.improvement(pairs, {key[l]: c for l, c in colors.items() if l in key}, folder, name,
+                                                pdf=pdf)
         elif options.improvement == "variants":
             report.warnings.append("--improvement variants: no two variants of one agent have aggregates")
     report.figures += scaling.scaling_plots(table, data.runs, suite, folder, min(options.reps, SMALL_REPS),
-                                            options.seed, score)
+                                            options.seed, score, pdf=pdf)
     efficiency = _sample_efficiency(curves, table, suite, normaliser, options)
     if efficiency:
         report.figures += plots.sample_efficiency(efficiency, colors, folder, f"{suite}_sample_efficiency",
-                                                  xlabel, f"IQM {score}")
+                                                  xlabel, f"IQM {score}", pdf=pdf)
 
 
 def _sample_efficiency(curves: pd.DataFrame, table: pd.DataFrame, suite: str, normaliser: str,
@@ -270,7 +274,8 @@ def analyse(data: Data, suite: str, folder: Path, options: Options) -> SuiteRepo
     aggregate_labels = _aggregate_labels(table, labels, missing, len(tasks), options.include_flagged)
     report = SuiteReport(suite, table, labels, rules, tables.per_task(table, min(options.reps, SMALL_REPS), options.seed),
                          _aggregates(table, aggregate_labels, missing, tasks, options))
-    report.warnings = _warnings(table, labels, aggregate_labels, missing, tasks, report.aggregates) + data.warnings
+    report.warnings = (_warnings(table, labels, aggregate_labels, missing, tasks, report.aggregates)
+                       + provenance.warnings(data.runs) + data.warnings)
     if options.compare_published:
         _reproductions(report, data.runs, options)
     if options.against:

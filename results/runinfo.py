@@ -2,7 +2,9 @@
 
 Keys: suite, task, method, seed, origin, budget_frames, action_repeat, final_score (rule dict),
 normaliser, state, step (frames reached), overrides (protocol keys changed from the paper, in words),
-device, wall_hours, cpu_hours, gpu_hours, plus source (set by the loader).
+device, wall_hours, cpu_hours, gpu_hours, agent (the harness agent; None for published data) and code (the
+(git commit, commit date) pairs the run's sessions ran at, empty where unrecorded), plus source (set by the
+loader).
 """
 
 from __future__ import annotations
@@ -24,6 +26,14 @@ def _overrides(config: dict[str, Any]) -> str:
     """The protocol keys a run changed from its suite's paper protocol, e.g. 'budget 1000 (paper 100000)'."""
     changed = config.get("protocol_overrides") or {}
     return "; ".join(f"{key} {v.get('run')} (paper {v.get('paper')})" for key, v in sorted(changed.items()))
+
+
+def _code(meta: dict[str, Any]) -> tuple[tuple[str | None, str | None], ...]:
+    """The (commit, commit date) pairs of the code a run ran at: each session's where the harness records
+    them per session, else meta.json's own (the last session's); () where no commit was recorded."""
+    pairs = {(s.get("git_commit"), s.get("git_commit_date")) for s in meta.get("sessions") or []}
+    pairs.add((meta.get("git_commit"), meta.get("git_commit_date")))
+    return tuple(sorted((p for p in pairs if p[0] or p[1]), key=lambda p: (p[0] or "", p[1] or "")))
 
 
 def run_dir_info(path: Path, config: dict[str, Any]) -> dict[str, Any]:
@@ -51,6 +61,8 @@ def run_dir_info(path: Path, config: dict[str, Any]) -> dict[str, Any]:
         "wall_hours": compute.get("wall_seconds", 0.0) / 3600,
         "cpu_hours": compute.get("cpu_seconds", 0.0) / 3600,
         "gpu_hours": compute.get("gpu_seconds", 0.0) / 3600,
+        "agent": config["agent"]["name"],
+        "code": _code(meta),
     }
 
 
@@ -68,6 +80,8 @@ def _published_defaults(suite: str, entry: dict[str, Any]) -> dict[str, Any]:
         "wall_hours": None,
         "cpu_hours": None,
         "gpu_hours": None,
+        "agent": None,
+        "code": (),
     }
 
 

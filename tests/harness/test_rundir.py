@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from harness.logs import REPO, Session
 from harness.rundir import RunDir, RunLocked
 
 
@@ -116,3 +117,18 @@ def test_status_updates_merge_and_reject_unknown_states(tmp_path):
     assert json.loads(run.status.read_text())["step"] == 20
     with pytest.raises(ValueError, match="unknown run state 'exploded'"):
         run.update_status(state="exploded")
+
+
+def test_each_session_records_the_commit_and_commit_date_of_its_code(tmp_path):
+    """results.provenance places a run against the fixes of CHANGELOG.md from these, also without git."""
+    head = subprocess.run(["git", "-C", str(REPO), "show", "-s", "--format=%H %cI", "HEAD"], capture_output=True,
+                          text=True)
+    if head.returncode != 0:
+        pytest.skip("not a git checkout")
+    commit, date = head.stdout.split()
+    run = RunDir(tmp_path)
+    for start in (0, 100):  # a run and its resume
+        Session(run, object(), start).close(start + 100)
+    meta = run.read_meta()
+    assert (meta["git_commit"], meta["git_commit_date"]) == (commit, date)
+    assert [(s["git_commit"], s["git_commit_date"]) for s in meta["sessions"]] == [(commit, date)] * 2

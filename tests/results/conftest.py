@@ -15,8 +15,9 @@ def published() -> Path:
 
 def write_run(root: Path, suite: dict, agent: str, task: str, seed: int, episodes: list[dict],
               state: str = "done", step: int | None = None, overrides: dict | None = None,
-              compute: dict | None = None) -> Path:
-    """A run directory in the format the harness writes (notes/RUNDIR.md, format 1)."""
+              compute: dict | None = None, meta: dict | None = None) -> Path:
+    """A run directory in the format the harness writes (docs/reference/run-directory.md, format 1); `meta`
+    adds keys to its meta.json (e.g. git_commit)."""
     run = root / suite["name"] / agent / task / f"seed{seed}"
     run.mkdir(parents=True, exist_ok=True)
     budget = suite["protocol"]["budget"] * suite["protocol"]["action_repeat"]
@@ -28,7 +29,8 @@ def write_run(root: Path, suite: dict, agent: str, task: str, seed: int, episode
     (run / "meta.json").write_text(json.dumps({"format": 1, "device": "gpu: NVIDIA H100",
                                                "compute": compute or {"wall_seconds": 3600.0,
                                                                       "cpu_seconds": 1800.0,
-                                                                      "gpu_seconds": 3600.0}}))
+                                                                      "gpu_seconds": 3600.0},
+                                               **(meta or {})}))
     (run / "scores.jsonl").write_text("".join(json.dumps(e) + "\n" for e in episodes))
     return run
 
