@@ -4,12 +4,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DEMO_ROOT ?= runs/demo
 
-.PHONY: demo test test-slow test-all bench fidelity
+.PHONY: demo test test-slow test-all bench fidelity docs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[all,dev]'
+	$(PY) -m pip install -q -e '.[all,dev,docs]'
 	touch $(STAMP)
 
 # A real job on the CPU in a few minutes: PPO and the random agent on the classic suite, 2 seeds
@@ -33,6 +33,10 @@ test-all: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m harness.bench
+
+# The documentation site (mkdocs.yml) into site/; --strict fails on any warning, such as a broken link.
+docs: $(STAMP)
+	$(PY) -m mkdocs build --strict
 
 # The learning study of docs/fidelity.md: agent=dreamerv3 beside agent=dreamerv3_official with identical
 # settings (size 1m, train ratio 32, 3 seeds), one page per suite: DMC proprio cartpole_balance and

@@ -1,6 +1,6 @@
 """The run directory: one run's files, written so that a kill at any moment loses nothing.
 
-Layout and format (version 1) are documented in README.md ("Run directories"):
+Layout and format (version 1) are documented in docs/reference/run-directory.md:
   config.yaml, meta.json, status.json, metrics.jsonl, scores.jsonl, worker.log,
   .lock, checkpoint/latest + checkpoint/<agent_step:012d>/ (loop.json, manifest.json + the agent's files).
 JSON files are replaced atomically (temp file, fsync, rename). The two logs are append-only; a

@@ -150,7 +150,7 @@ def expanded_level(runs: int, level: float = LEVEL) -> float:
     """The percentile-bootstrap level whose interval is as wide as a t interval with `runs` runs.
 
     The percentile bootstrap of a mean is too narrow with few runs (it lacks n/(n-1) and uses the normal
-    quantile where t's is 2-3 times larger; results/README.md measures it). Hesterberg's expanded percentile
+    quantile where t's is 2-3 times larger; docs/reference/reports.md measures it). Hesterberg's expanded percentile
     interval (The American Statistician 69(4), 2015, section 6) takes the bootstrap percentiles at
     Φ(± sqrt(n/(n-1)) t(level, n-1)) instead."""
     if runs < 2:

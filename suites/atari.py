@@ -1,4 +1,4 @@
-"""Atari through the ALE, with the preprocessing of the DreamerV3 code (dreamer_spec.md §2.2).
+"""Atari through the ALE, with the preprocessing of the DreamerV3 code (danijar/dreamerv3 @ e3f0224).
 
 One `step` repeats the action for `action_repeat` emulator frames, sums the rewards, and returns the
 element-wise maximum of the last two frames' RGB screens, resized (Pillow bilinear as the 2024 code, or

@@ -41,7 +41,7 @@ def require(modules: list[str], extra: str, what: str, note: str = "") -> None:
 
 @dataclass(frozen=True)
 class Protocol:
-    """The evaluation protocol of a suite, as the paper ran it (see shared/docs/evaluation.md)."""
+    """The evaluation protocol of a suite, as the paper ran it (each suite's source: docs/reference/suites.md)."""
 
     budget: int  # agent steps (env.step calls) per run
     action_repeat: int  # env frames per agent step; files log step = agent steps * action_repeat

@@ -1,4 +1,5 @@
-"""Crafter (`crafter_reward`) as the DreamerV3 code runs it (dreamer_spec.md §2.2, evaluation.md §6).
+"""Crafter (`crafter_reward`) as the DreamerV3 code runs it (danijar/dreamerv3 @ e3f0224; the score of the
+Crafter paper, arXiv:2109.06780).
 
 `crafter.Env(size=(64, 64), reward=True)` behind the gymnasium API: 17 actions, 64x64 RGB, episodes
 end on death (`terminated`) or after `episode_cap` steps (`truncated`). The last step of an episode

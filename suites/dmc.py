@@ -1,4 +1,4 @@
-"""DeepMind Control Suite tasks as the DreamerV3 code runs them (dreamer_spec.md §2.2).
+"""DeepMind Control Suite tasks as the DreamerV3 code runs them (danijar/dreamerv3 @ e3f0224).
 
 One `step` repeats the action for `action_repeat` control steps and sums the rewards. Actions live in
 [-1, 1] and are mapped onto the task's bounds. Observations are the task's vectors as separate float32

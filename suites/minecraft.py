@@ -1,4 +1,5 @@
-"""Minecraft Diamond of the DreamerV3 paper through MineRL 0.4.4 (dreamer_spec.md §2.2).
+"""Minecraft Diamond of the DreamerV3 paper through MineRL 0.4.4 (the 2024 code's Minecraft env,
+danijar/dreamerv3 @ e3f0224).
 
 25 discrete actions; reward +1 the first time in an episode each of 12 milestone items is in the
 inventory, plus 0.01 x the change of health (life / 20); episodes end on death (`terminated`) or after

@@ -90,7 +90,7 @@ class DreamerAgent:
         """After a random prefill (V1/V2, V3-2023), train once the replay holds its `train_after` steps;
         without one (V3), once the replay holds `train_after` windows to sample, one per stored step that
         ends a full window of its env's stream, which is what the official replay's len() counts
-        (spec §1.8): with 4 envs and windows of 65 steps, 256 agent steps later than 1024 steps would be."""
+        (the 2024 code's replay): with 4 envs and windows of 65 steps, 256 agent steps later than 1024 steps would be."""
         if self.explore and self.explore.random_prefill:
             return self.replay.count >= self.length + 1 and len(self.replay) >= self.cfg["train_after"]
         return self.num_envs * max(0, self.replay.count - self.length) >= self.cfg["train_after"]  # windows: length + 1

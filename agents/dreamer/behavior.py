@@ -1,4 +1,5 @@
-"""Actor-critic learning in imagination (spec §1.6): rollouts, lambda-returns, return normalisation,
+"""Actor-critic learning in imagination (the DreamerV3 paper, arXiv:2301.04104, and danijar/dreamerv3 @
+e3f0224): rollouts, lambda-returns, return normalisation,
 the REINFORCE or dynamics-backprop policy loss, the critic with its slow regulariser, and the replay
 value loss.
 

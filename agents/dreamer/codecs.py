@@ -1,4 +1,5 @@
-"""Observation encoder and decoder (spec §1.3; V3-2023 §1.9, V2 §3, V1 §4).
+"""Observation encoder and decoder (danijar/dreamerv3 @ e3f0224; V3-2023 danijar/dreamerv3 @ 8fa35f8, V2
+danijar/dreamerv2 @ 07d906e, V1 danijar/dreamer @ 56d4d44).
 
 Vector keys: symlog, concatenated, then an MLP of `mlp_layers` dense layers of `mlp_units`; their decoder
 predicts symlog(x) with a squared error summed over the key's dims. Image keys (uint8 HxWxC) are

@@ -1,4 +1,5 @@
-"""Dreamer's settings: size presets (spec §1.1) and validation of the agent config.
+"""Dreamer's settings: size presets (`size1m` ... `size400m` of the 2024 code's configs.yaml) and validation of
+the agent config.
 
 The agent config is the `agent` section of the run config (harness/config/agent/<preset>.yaml plus
 the per-suite file agent_suite/<preset>_<suite>.yaml and command-line overrides). `size` fills in the

@@ -1,4 +1,4 @@
-"""Gaussian stochastic latent of DreamerV1 (spec §4): `stoch` independent normals per state.
+"""Gaussian stochastic latent of DreamerV1 (danijar/dreamer @ 56d4d44): `stoch` independent normals per state.
 
 The RSSM's prior and posterior layers output (mean, raw std) for each of the `stoch` dimensions; the
 std is softplus(raw) + 0.1 as in V1's `min_stddev`. Samples are reparameterised (mean + std * noise),

@@ -1,4 +1,5 @@
-"""The single GRU core of DreamerV1/V2 and the 2023 DreamerV3 code (spec §1.9, §3, §4).
+"""The single GRU core of DreamerV1/V2 and the 2023 DreamerV3 code (danijar/dreamerv3 @ 8fa35f8,
+danijar/dreamerv2 @ 07d906e, danijar/dreamer @ 56d4d44).
 
 The previous stoch and action go through one input layer (`hidden` units), then a GRU cell whose one
 linear layer maps concat(input, deter) to the reset, candidate and update parts (3 * deter), optionally

@@ -1,4 +1,4 @@
-"""Prediction heads on the RSSM features (spec §1.4): reward, continue, policy and value.
+"""Prediction heads on the RSSM features (danijar/dreamerv3 @ e3f0224): reward, continue, policy and value.
 
 Each head is an MLP of dense layers (V3: Linear -> RMSNorm -> SiLU; the `Layer` is chosen by config)
 followed by an output layer whose meaning is given by

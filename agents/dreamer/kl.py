@@ -1,4 +1,5 @@
-"""The world model's KL terms, with the two ways of granting free nats (spec §1.2, §3, §4).
+"""The world model's KL terms, with the two ways of granting free nats (danijar/dreamerv3 @ e3f0224,
+danijar/dreamerv2 @ 07d906e, danijar/dreamer @ 56d4d44).
 
 dyn = KL(sg(post) || prior) trains the prior, rep = KL(post || sg(prior)) the posterior; their loss
 scales set the balance: V3 dyn 1.0 / rep 0.1 (2023: 0.5 / 0.1), V2 `balance 0.8` = dyn 0.8 / rep 0.2

@@ -1,5 +1,5 @@
-"""The Dreamer learner of every preset: networks, the loss (spec §1.5; §1.9, §3, §4 for the presets'
-choices), the jitted train and policy steps.
+"""The Dreamer learner of every preset: networks, the loss (danijar/dreamerv3 @ e3f0224; danijar/dreamerv3 @ 8fa35f8,
+danijar/dreamerv2 @ 07d906e and danijar/dreamer @ 56d4d44 for the presets' choices), the jitted train and policy steps.
 
 `Learner.train_step(state, batch, key)` is one `jax.jit` (donating the state) that encodes the batch,
 filters it through the RSSM with `lax.scan`, computes the world-model losses, imagines from every
@@ -7,7 +7,7 @@ posterior state (another `lax.scan`), computes the actor, critic and replay-valu
 optimiser and the slow critic's update. A batch holds B sequences of T + 1 steps: step 0 is the replay
 context (its stored latent and action start the filter), steps 1..T are trained on.
 
-Config switches choose the loss; harness/config/agent/dreamerv3.yaml holds V3's choices, PRESETS.md the
+Config switches choose the loss; harness/config/agent/dreamerv3.yaml holds V3's choices, docs/reference/presets.md the
 table per preset, and `config.validate` checks them:
   policy.dist          bounded_normal | trunc_normal | tanh_normal (continuous actor, policies.py)
   heads.scalar         twohot | twohot_symlog | mse (reward and value outputs, heads.py, scalar_heads.py)

@@ -1,4 +1,4 @@
-"""The DreamerV3 optimiser (spec §1.7) as an optax chain, chosen by `optimizer.kind`.
+"""The DreamerV3 optimiser (the 2024 code's, danijar/dreamerv3 @ e3f0224) as an optax chain, chosen by `optimizer.kind`.
 
 'laprop_agc': adaptive gradient clipping per tensor (||g|| <= clip * max(1e-3, ||theta||)), then
 RMS normalisation (beta2, eps, bias-corrected), then momentum (beta1, bias-corrected) applied after

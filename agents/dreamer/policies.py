@@ -1,4 +1,5 @@
-"""Actor distributions of every Dreamer version, chosen by `policy.dist` (spec §1.4, §3, §4).
+"""Actor distributions of every Dreamer version, chosen by `policy.dist` (danijar/dreamerv3 @ e3f0224,
+danijar/dreamerv2 @ 07d906e, danijar/dreamer @ 56d4d44).
 
 Continuous actions (the policy head outputs (..., 2A)):
 - 'bounded_normal' (V3): heads.BoundedNormalPolicy, mean tanh(x), std in [minstd, maxstd].
@@ -80,7 +81,7 @@ class TanhNormalPolicy:
         return jnp.tanh(mean + std * jax.random.normal(key, mean.shape))
 
     def mode(self, out: jax.Array) -> jax.Array:
-        return jnp.tanh(self._stats(out)[0])  # V1 took the likeliest of 100 samples (see PRESETS.md)
+        return jnp.tanh(self._stats(out)[0])  # V1 took the likeliest of 100 samples (see docs/reference/presets.md)
 
     def logp(self, out: jax.Array, action: jax.Array) -> jax.Array:
         mean, std = self._stats(out)

@@ -1,8 +1,7 @@
 """Markdown tables of what differs between the Dreamer presets, generated from their yaml configs.
 
     python -m agents.dreamer.presets_table            # prints the tables
-    python -m agents.dreamer.presets_table --write    # rewrites them in agents/dreamer/PRESETS.md and the
-                                                      # first one in the project README
+    python -m agents.dreamer.presets_table --write    # rewrites them in docs/reference/presets.md
 
 The first table reads harness/config/agent/<preset>.yaml, where every preset states the learner's
 switches (agents/dreamer/learner.py explains them). The second table lists each preset's per-suite
@@ -155,14 +154,13 @@ def suite_table(presets: tuple[str, ...] = PRESETS) -> str:
     return "\n".join(lines)
 
 
-PRESETS_MD = Path(__file__).with_name("PRESETS.md")
-README = Path(__file__).resolve().parents[2] / "README.md"
+PRESETS_MD = Path(__file__).resolve().parents[2] / "docs" / "reference" / "presets.md"
 MARKERS = ("<!-- BEGIN generated tables -->", "<!-- END generated tables -->")
 
 
 def write() -> None:
-    """Replace the text between the markers of PRESETS.md (both tables) and README.md (the first)."""
-    for path, tables in ((PRESETS_MD, f"{preset_table()}\n\n{suite_table()}"), (README, preset_table())):
+    """Replace the text between the markers of docs/reference/presets.md with both tables."""
+    for path, tables in ((PRESETS_MD, f"{preset_table()}\n\n{suite_table()}"),):
         text = path.read_text()
         head, found, rest = text.partition(MARKERS[0])
         if not found:

@@ -1,4 +1,5 @@
-"""Replay (spec §1.8): one time-ordered stream per env, FIFO at capacity, uniform windows, and the
+"""Replay (as the 2024 code's, danijar/dreamerv3 @ e3f0224): one time-ordered stream per env, FIFO at capacity,
+uniform windows, and the
 online queue that hands every new non-overlapping window to training once, first.
 
 Each stored step holds the observation, the action taken there, the loop flags, and the policy's

@@ -1,4 +1,5 @@
-"""Recurrent state-space model (spec §1.2): deterministic core + stochastic latent.
+"""Recurrent state-space model (the DreamerV3 paper, arXiv:2301.04104, and danijar/dreamerv3 @ e3f0224):
+deterministic core + stochastic latent.
 
 The state is `{"deter": (B, deter), "stoch": (B, stoch * classes)}`; features for the heads are their
 concatenation. Two pieces are chosen by config so other Dreamer versions can plug in their own:

@@ -2,7 +2,7 @@
 
 - `NormalScalar` ('mse', V1/V2): a unit-variance normal; the loss is its negative log-density without
   the constant, 0.5 * (out - target)^2, and the prediction is the mean.
-- `SymlogTwoHot` ('twohot_symlog', 2023 V3 code, spec §1.9): 255 bins evenly spaced in [-20, 20] in
+- `SymlogTwoHot` ('twohot_symlog', 2023 V3 code, danijar/dreamerv3 @ 8fa35f8): 255 bins evenly spaced in [-20, 20] in
   symlog space; the target is symlog-transformed before the twohot encoding, and the prediction is the
   symexp of the expected bin.
 Both take the `bins` argument of the heads config so every scalar output is built the same way.

@@ -1,8 +1,8 @@
-"""The official code's `configs.yaml`, written from the 2024 defaults in the spec (its sdist has none).
+"""The official code's `configs.yaml`, written from the 2024 code's defaults (its sdist has none).
 
 `CONFIGS` has the layout of the official `dreamerv3/configs.yaml`: a `defaults` block and named blocks
 that override it (`--configs dmc_proprio size1m`). Values are those of danijar/dreamerv3 at e3f0224
-(dreamer_spec.md §1 and §2, and the config.yaml the official code wrote for
+(its `dreamerv3/configs.yaml`, and the config.yaml the official code wrote for
 tests/results/data/official_logdirs/dmc_cartpole_balance_size1m). The defaults are the size200m model,
 as upstream. `cpu` selects what this project runs the official code with: CPU, float32 compute.
 """

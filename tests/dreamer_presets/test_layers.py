@@ -1,5 +1,6 @@
 """Selectable layers: dense norm/activation, image codecs, learned initial state, output init, and the
-layer kinds each preset's config builds (dreamer_spec.md §1.3, §1.9, §3, §4)."""
+layer kinds each preset's config builds (danijar/dreamerv3 @ e3f0224, danijar/dreamerv3 @ 8fa35f8,
+danijar/dreamerv2 @ 07d906e, danijar/dreamer @ 56d4d44)."""
 
 import gymnasium as gym
 import jax

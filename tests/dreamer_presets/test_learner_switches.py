@@ -11,7 +11,8 @@ from agents.dreamer.adam import group_of
 from agents.dreamer.learner import Learner
 from preset_helpers import CONTINUOUS, DISCRETE, OBS_SPACE, batch, tiny
 
-# Which action kinds each preset trains by dynamics backprop (spec §1.9, §3, §4).
+# Which action kinds each preset trains by dynamics backprop (danijar/dreamerv3 @ 8fa35f8, danijar/dreamerv2 @
+# 07d906e, danijar/dreamer @ 56d4d44).
 BACKPROP = {
     "dreamerv1": {"discrete": True, "continuous": True},
     "dreamerv2": {"discrete": False, "continuous": True},

@@ -72,7 +72,7 @@ def test_dreamerv1_curves_and_last_point(published):
 
 
 def test_minecraft_diamond_rate(published):
-    """DreamerV3 found a diamond in 19 of its 20 runs; IMPALA, Rainbow, R2D2 and PPO in none (evaluation.md §4)."""
+    """DreamerV3 found a diamond in 19 of its 20 runs; IMPALA, Rainbow, R2D2 and PPO in none (the DreamerV3 paper, arXiv:2301.04104)."""
     for method, rate in (("dreamerv3", 0.95), ("impala", 0.0), ("rainbow", 0.0), ("r2d2", 0.0), ("ppo_fixhp", 0.0)):
         scores = final_scores(load([published / f"dreamerv3_2024/minecraft_diamond-{method}.json.gz"]))
         assert scores["score"].mean() == pytest.approx(rate), method

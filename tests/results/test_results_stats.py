@@ -79,7 +79,7 @@ def human_normalised(path):
 
 
 def test_iris_aggregates(published):
-    """IRIS's five runs per game give the mean and IQM of the IRIS and DIAMOND papers (evaluation.md §4)."""
+    """IRIS's five runs per game give the mean and IQM of the IRIS and DIAMOND papers."""
     scores = human_normalised(published / "atari100k_runs/IRIS.json")
     assert scores.shape == (5, 26)
     result = stats.interval_estimates(scores, reps=2_000, seed=0)

@@ -86,4 +86,4 @@ def test_mujoco_gl_is_chosen_unless_set(monkeypatch):
     monkeypatch.setenv("MUJOCO_GL", "osmesa")
     assert choose_gl() == "osmesa"
     monkeypatch.delenv("MUJOCO_GL")
-    assert choose_gl() == "egl"  # this machine has working EGL (environment.md §3)
+    assert choose_gl() == "egl"  # this machine has working EGL (.ci/run installs libegl1 and Mesa)

@@ -1,0 +1,28 @@
+"""CITATION.cff and LICENSE agree with pyproject.toml; the CFF validates against its schema where
+cffconvert is installed (it is not a project dependency: `pip install cffconvert` to run that part)."""
+
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+# The keys CFF 1.2.0 requires, and the ones this project promises.
+REQUIRED = {"cff-version", "message", "title", "authors"}
+
+
+def test_citation_names_this_release():
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert REQUIRED <= set(cff) and cff["cff-version"] == "1.2.0"
+    assert (cff["title"], str(cff["version"]), cff["license"]) == (project["name"], project["version"],
+                                                                   project["license"])
+    assert cff["authors"] == [{"name": "The dreamerbench authors"}]
+    assert all({"type", "title", "authors", "year"} <= set(ref) for ref in cff["references"])
+    assert "MIT License" in (ROOT / "LICENSE").read_text().splitlines()[0] and project["license"] == "MIT"
+
+
+def test_citation_validates_against_the_cff_schema():
+    cffconvert = pytest.importorskip("cffconvert")
+    cffconvert.Citation((ROOT / "CITATION.cff").read_text()).validate()
