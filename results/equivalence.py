@@ -16,7 +16,7 @@ So noise can no longer pass for agreement: fewer seeds give wider intervals, whi
 
 Power of the test: the interval is d ± t(0.95, df) se; treating se as known and d as t-distributed
 around the true difference Δ, P(reproduced) = T(δ/se - t - Δ/se) + T(δ/se - t + Δ/se) - 1 (the usual
-shifted-t approximation of TOST power; tests/results/test_equivalence.py checks it by simulation).
+shifted-t approximation of TOST power; tests/results/test_verdicts.py checks it by simulation).
 """
 
 from __future__ import annotations
