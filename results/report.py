@@ -14,6 +14,7 @@ that hold a method's label name it by its slug ('dreamerv3 (new)' -> 'dreamerv3-
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -295,4 +296,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except (ValueError, FileNotFoundError) as error:  # bad input: the message names the valid choices
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2)

@@ -115,3 +115,10 @@ def test_harness_plan_says_the_seeds_a_reproduction_needs(run_cli, tmp_path):
                            "dreamerv3 runs: per task, 11 of 18 tasks within reach")
     result = run_cli("harness.run", "suite=classic", "agent=ppo", "--plan", cwd=tmp_path)
     assert "seeds:" not in result.stdout  # no published runs of the classic suite
+
+
+def test_bad_input_on_the_command_line_is_one_clear_line(run_cli, tmp_path):
+    result = run_cli("results.report", "--plan-seeds", "--suite", "dmc_prorpio", "--method", "dreamerv3",
+                     cwd=tmp_path, check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: unknown suite 'dmc_prorpio'; valid suites: classic, atari26")
