@@ -19,6 +19,8 @@ policy state; `state` is None at the start and is kept by the loop separately fo
 policy's unclipped sample, as the official driver does, from the `act` that preceded it).
 `update()` is called once after every `observe`; the agent decides how many gradient updates that is
 worth (train ratio, rollout length) and returns scalar metrics (empty dict when it did nothing).
+`workdir` is a directory of the run the agent may keep files in while it runs (Dreamer's replay keeps its
+chunks there); None where there is no run (tests, benchmarks).
 `save(dir)` / `load(dir)` write and read everything needed to continue bit-for-bit where possible:
 parameters, optimiser state, replay, counters, RNG. The loop makes the checkpoint atomic.
 """
@@ -42,6 +44,7 @@ class Agent(Protocol):
         act_space: gym.Space,
         num_envs: int,
         seed: int,
+        workdir: Path | None = None,
     ) -> None: ...
 
     def act(self, obs: dict[str, np.ndarray], state: Any, mode: str) -> tuple[np.ndarray, Any]: ...

@@ -12,7 +12,8 @@ import numpy as np
 
 class RandomAgent:
     def __init__(
-        self, config: dict[str, Any], obs_space: gym.spaces.Dict, act_space: gym.Space, num_envs: int, seed: int
+        self, config: dict[str, Any], obs_space: gym.spaces.Dict, act_space: gym.Space, num_envs: int, seed: int,
+        workdir: Path | None = None,
     ) -> None:
         self.act_space = act_space
         self.num_envs = num_envs

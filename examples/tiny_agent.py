@@ -19,7 +19,7 @@ import numpy as np
 
 class TinyAgent:
     def __init__(self, config: dict[str, Any], obs_space: gym.spaces.Dict, act_space: gym.Space,
-                 num_envs: int, seed: int) -> None:
+                 num_envs: int, seed: int, workdir: Path | None = None) -> None:
         if not isinstance(act_space, gym.spaces.Discrete):
             raise ValueError("TinyAgent needs discrete actions")
         self.num_envs = num_envs

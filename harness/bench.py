@@ -35,6 +35,7 @@ FIGURE_SOURCES = {
     "dreamer": "agents.dreamer.bench",
     "ppo": "agents.ppo.bench",
     "report": "results.bench",
+    "replay": "agents.dreamer.replay_bench",
 }
 
 

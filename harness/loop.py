@@ -139,7 +139,7 @@ def train(run: RunDir, stop: threading.Event) -> str:
     envs = make_vector_env(suite, task, "train", train_seeds, parallel)
     eval_envs: gym.vector.VectorEnv | None = None
     agent = resolve(config["agent"]["factory"])(
-        config["agent"], envs.single_observation_space, envs.single_action_space, num_envs, seed)
+        config["agent"], envs.single_observation_space, envs.single_action_space, num_envs, seed, workdir=run.path)
     if checkpoint:
         agent.load(checkpoint / "agent")
     session = logs.Session(run, agent, state["agent_step"] * protocol.action_repeat)

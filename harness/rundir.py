@@ -2,7 +2,8 @@
 
 Layout and format (version 1) are documented in docs/reference/run-directory.md:
   config.yaml, meta.json, status.json, metrics.jsonl, scores.jsonl, worker.log,
-  .lock, checkpoint/latest + checkpoint/<agent_step:012d>/ (loop.json, manifest.json + the agent's files).
+  .lock, checkpoint/latest + checkpoint/<agent_step:012d>/ (loop.json, manifest.json + the agent's files),
+  and what the agent keeps while it runs (its `workdir`: Dreamer's replay/ chunks).
 JSON files are replaced atomically (temp file, fsync, rename). The two logs are append-only; a
 checkpoint records their lengths, and resuming truncates them back to those lengths, so episodes
 finished after the last checkpoint are neither lost twice nor recorded twice.
@@ -213,10 +214,7 @@ class RunDir:
 
     def find_checkpoint(self) -> tuple[Path | None, list[str]]:
         """The newest checkpoint that passes `verify_checkpoint`, and what was wrong with newer ones."""
-        try:
-            latest = (self.checkpoints / "latest").read_text().strip()
-        except FileNotFoundError:
-            latest = None
+        latest = self.latest_checkpoint_name()
         names = sorted((p.name for p in self.checkpoints.glob("[0-9]*") if p.is_dir()), reverse=True)
         if latest in names:  # normally the newest anyway; `latest` wins if the clock of names disagrees
             names.remove(latest)
@@ -238,11 +236,14 @@ class RunDir:
         tmp.mkdir()
         save_agent(tmp)
         (tmp / "loop.json").write_text(json.dumps(loop_state))
-        files = sorted(f for f in tmp.rglob("*") if f.is_file())
-        for file in files:
-            with open(file, "rb") as f:
-                os.fsync(f.fileno())
-        manifest = {str(f.relative_to(tmp)): {"size": f.stat().st_size, "sha256": file_digest(f)} for f in files}
+        manifest = {}
+        for file, carried in self._carried_over(tmp).items():
+            if carried is None:  # written by this checkpoint: made durable and hashed now
+                with open(file, "rb") as f:
+                    os.fsync(f.fileno())
+                manifest[str(file.relative_to(tmp))] = {"size": file.stat().st_size, "sha256": file_digest(file)}
+            else:
+                manifest[str(file.relative_to(tmp))] = {**carried, "linked": True}
         write_atomic(tmp / MANIFEST, json.dumps({"files": manifest}, indent=1))
         final = self.checkpoints / name
         shutil.rmtree(final, ignore_errors=True)
@@ -256,6 +257,27 @@ class RunDir:
                 shutil.rmtree(old, ignore_errors=True)
         return final
 
+    def _carried_over(self, tmp: Path) -> dict[Path, dict[str, Any] | None]:
+        """Each file of a checkpoint being written, with its manifest entry in the newest checkpoint where it is
+        the same file (a hard link an agent made to a file written once: Dreamer's replay chunks), else None.
+        Such a file was hashed when first written and is never written again, so it costs nothing now."""
+        previous = self.latest_checkpoint_name()
+        entries = (read_json(self.checkpoints / previous / MANIFEST) or {}).get("files", {}) if previous else {}
+        carried = {}
+        for file in sorted(f for f in tmp.rglob("*") if f.is_file()):
+            name, old = str(file.relative_to(tmp)), None
+            if name in entries and (self.checkpoints / previous / name).exists():
+                if os.path.samefile(self.checkpoints / previous / name, file):
+                    old = {k: v for k, v in entries[name].items() if k != "linked"}
+            carried[file] = old
+        return carried
+
+    def latest_checkpoint_name(self) -> str | None:
+        try:
+            return (self.checkpoints / "latest").read_text().strip() or None
+        except FileNotFoundError:
+            return None
+
     def load_loop_state(self, checkpoint: Path) -> dict[str, Any]:
         return json.loads((checkpoint / "loop.json").read_text())
 
@@ -265,6 +287,9 @@ MANIFEST = "manifest.json"
 
 def verify_checkpoint(checkpoint: Path) -> str | None:
     """What is wrong with a checkpoint (a file missing, of another size or checksum), or None if sound.
+
+A file carried over from an earlier checkpoint by hard link (`linked` in the manifest) is checked by size:
+it was hashed when written, and checking it again would read the whole replay at every resume.
 
     Checkpoints written before manifests existed have none; they count as sound if loop.json parses.
     """
@@ -281,6 +306,6 @@ def verify_checkpoint(checkpoint: Path) -> str | None:
             return f"{name} missing"
         if file.stat().st_size != expected["size"]:
             return f"{name} has {file.stat().st_size} bytes, {expected['size']} written"
-        if file_digest(file) != expected["sha256"]:
+        if not expected.get("linked") and file_digest(file) != expected["sha256"]:
             return f"{name} does not match its checksum"
     return None

@@ -25,7 +25,8 @@ from agents.dreamer.replay import Replay
 
 class DreamerAgent:
     def __init__(
-        self, config: dict[str, Any], obs_space: gym.spaces.Dict, act_space: gym.Space, num_envs: int, seed: int
+        self, config: dict[str, Any], obs_space: gym.spaces.Dict, act_space: gym.Space, num_envs: int, seed: int,
+        workdir: Path | None = None,
     ):
         self.cfg = dreamer_config.resolve(config)
         self.num_envs = num_envs
@@ -34,7 +35,9 @@ class DreamerAgent:
         self.keys = [k for k in self.learner.spec] + list(LOOP_KEYS)
         self.batch, self.length = int(self.cfg["batch_size"]), int(self.cfg["batch_length"])
         replay = self.cfg["replay"]
-        self.replay = Replay(replay["capacity"], num_envs, self.length + 1, replay["online"], seed)
+        self.replay = Replay(replay["capacity"], num_envs, self.length + 1, replay["online"], seed,
+                             chunk=replay["chunk"], store=replay["store"],
+                             directory=workdir and Path(workdir) / "replay")
         key, self.key = jax.random.split(jax.random.PRNGKey(seed))
         self.state = self.learner.init(key)
         self.counters = {"updates": 0, "agent_steps": 0, "owed": 0.0}

@@ -14,7 +14,7 @@ from typing import Any
 
 import jax
 
-from agents.dreamer import codecs, heads, learner, nets, policies, rssm
+from agents.dreamer import codecs, heads, learner, nets, policies, replay, rssm
 
 SIZES: dict[str, dict[str, int]] = {
     "1m": {"deter": 512, "hidden": 64, "classes": 4, "depth": 4, "units": 64},
@@ -77,6 +77,10 @@ def validate(config: dict[str, Any]) -> None:
             raise ValueError(f"agent.size null needs every width set; missing: {', '.join(unset)}")
     elif str(config["size"]) not in SIZES:
         raise ValueError(f"unknown agent.size '{config['size']}'; valid sizes: {', '.join(SIZES)}")
+    if config["replay"].get("store") not in replay.STORES:
+        raise ValueError(f"unknown agent.replay.store {config['replay'].get('store')!r}; valid: {', '.join(replay.STORES)}")
+    if not int(config["replay"].get("chunk", 0)) > 0:
+        raise ValueError(f"agent.replay.chunk must be a positive number of steps, got {config['replay'].get('chunk')}")
     if config["compute_dtype"] not in DTYPES:
         raise ValueError(f"unknown agent.compute_dtype '{config['compute_dtype']}'; valid: {', '.join(DTYPES)}")
     for key in ("train_ratio", "batch_size", "batch_length", "imag_horizon", "slow_every"):

@@ -165,7 +165,8 @@ def _shut_down(process: subprocess.Popen, scratch: str, *pipes: Any) -> None:
 
 class OfficialDreamerAgent:
     def __init__(
-        self, config: dict[str, Any], obs_space: gym.spaces.Dict, act_space: gym.Space, num_envs: int, seed: int
+        self, config: dict[str, Any], obs_space: gym.spaces.Dict, act_space: gym.Space, num_envs: int, seed: int,
+        workdir: Path | None = None,
     ):
         validate(config)
         self.discrete = isinstance(act_space, gym.spaces.Discrete)

@@ -53,9 +53,7 @@ def recorded_replay(run: Path) -> tuple[dict, Path]:
 def in_time_order(replay: Replay, out: Path) -> dict[str, np.ndarray]:
     """The replay's streams with the oldest step first (a full replay wraps around), also saved as
     out/replay.npz for the official sides."""
-    data = {k: v[:, :min(replay.count, replay.cap)] for k, v in replay.data.items()}
-    if replay.count > replay.cap:
-        data = {k: np.roll(v, -(replay.count % replay.cap), axis=1) for k, v in data.items()}
+    data = replay.stored()
     np.savez(out / "replay.npz", **data)
     return data
 

@@ -105,7 +105,8 @@ class PPOAgent:
                     raise ValueError(f"agent.{key} is not a regular expression: {error}") from None
 
     def __init__(
-        self, config: dict[str, Any], obs_space: gym.spaces.Dict, act_space: gym.Space, num_envs: int, seed: int
+        self, config: dict[str, Any], obs_space: gym.spaces.Dict, act_space: gym.Space, num_envs: int, seed: int,
+        workdir: Path | None = None,
     ) -> None:
         self.validate_config(config)
         if not isinstance(act_space, (gym.spaces.Discrete, gym.spaces.Box)):

@@ -122,12 +122,12 @@ def test_replay_stores_the_policys_action_and_float32_latents():
         agent.observe({**obs, "action": action})
         executed.append(action[0])
         deter.append(np.asarray(state["deter"][0]))
-    stored = agent.replay.data["action"][0, :30]
+    stored = agent.replay.stored()["action"][0, :30]
     assert np.abs(stored).max() > 1.0  # the untrained policy's normal reaches past the bounds
     np.testing.assert_array_equal(np.clip(stored, -1, 1), np.array(executed))
     np.testing.assert_array_equal(stored[-1], np.asarray(state["prevact"][0]))
-    assert agent.replay.data["deter"].dtype == np.float32 and agent.replay.data["stoch"].dtype == np.float32
-    np.testing.assert_array_equal(agent.replay.data["deter"][0, :30], np.array(deter))
+    assert agent.replay.stored()["deter"].dtype == np.float32 and agent.replay.stored()["stoch"].dtype == np.float32
+    np.testing.assert_array_equal(agent.replay.stored()["deter"][0, :30], np.array(deter))
 
 
 def test_config_errors_name_the_valid_choices():

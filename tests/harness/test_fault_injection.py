@@ -46,6 +46,8 @@ DREAMER = Setup("dreamerv3", ("agent=dreamerv3", "agent.size=1m", "agent.train_r
                               "agent.batch_length=16", "agent.train_after=100",
                               "suite.protocol.eval_every=0"), 800, 1, (0.5, 12.0))
 DREAMER_UPDATES_PER_STEP = 32 / (4 * 16)
+# The disk-backed replay in chunks of 64 steps: chunks fill, are memory-mapped, saved and linked while faults land.
+DREAMER_DISK = replace(DREAMER, args=DREAMER.args + ("agent.replay.store=disk", "agent.replay.chunk=64"))
 COMMON = ("suite=classic", "task=CartPole-v1", "run.checkpoint_every=2", "run.log_every=1", "root=runs")
 
 
@@ -139,10 +141,14 @@ class Trial:
         os.kill(worker, signal.SIGKILL)
 
     def truncate_newest_checkpoint(self) -> None:
+        """A torn write: the largest file the newest checkpoint wrote itself. (Files it shares with older
+        checkpoints by hard link, Dreamer's full replay chunks, were written once, before, and are never
+        opened for writing again.)"""
         checkpoint = self.run.latest_checkpoint()
         if checkpoint is None:
             return
-        largest = max((f for f in checkpoint.rglob("*") if f.is_file()), key=lambda f: f.stat().st_size)
+        own = [f for f in checkpoint.rglob("*") if f.is_file() and f.stat().st_nlink == 1]
+        largest = max(own, key=lambda f: f.stat().st_size)
         with open(largest, "r+b") as f:
             f.truncate(largest.stat().st_size // 2)
 
@@ -249,6 +255,16 @@ def test_every_fault_once_on_ppo(tmp_path):
 def test_dreamer_worker_stops_when_its_launcher_is_killed(tmp_path):
     trial = run_trial(replace(DREAMER, budget=400), ["launcher SIGKILL"], tmp_path, seed=0)
     assert trial.faults == ["launcher SIGKILL"] and "its launcher" in trial.run.log.read_text()
+
+
+def test_dreamer_disk_replay_survives_kills_while_it_checkpoints(tmp_path):
+    faults = ["SIGKILL while checkpointing", "worker SIGKILL", "truncated checkpoint file"]
+    trial = run_trial(DREAMER_DISK, faults, tmp_path, seed=1, spread=True)
+    assert len(trial.faults) >= 2
+    checkpoint = trial.run.latest_checkpoint()
+    full = sorted(p.name for p in (checkpoint / "agent/replay").iterdir() if p.name != "open")
+    assert len(full) >= 800 // 64  # every full chunk of the run (one step per agent step and per reset)
+    assert sorted(p.name for p in (trial.run.path / "replay/live").iterdir()) == full
 
 
 # Budgets large enough that the run outlives 20 faults (a SIGTERM keeps the progress, a SIGKILL loses
