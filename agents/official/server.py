@@ -18,6 +18,7 @@ The process lives as long as its parent: EOF on the request pipe or a changed pa
 
 from __future__ import annotations
 
+import functools
 import os
 import pathlib
 import pickle
@@ -80,6 +81,13 @@ class Server:
         self.carries: dict[str, tuple[int, Any]] = {}  # policy state per mode, behind a handle
         self.handles = 0
         self.policy_outs: dict[str, np.ndarray] | None = None  # the last train action and its latents
+        self.replay.save_wait = True  # a checkpoint is complete when `save` returns
+        # Where the replay's written chunks are: chunk uuid -> an open descriptor of the folder holding its
+        # file (the last checkpoint saved or loaded). A descriptor, not a path: the harness writes each
+        # checkpoint in a temporary folder and renames it afterwards.
+        self.chunk_folders: dict[Any, int] = {}
+        self.open_folders: set[int] = set()
+        self.copy_warned = False
 
     def act(self, obs: dict[str, np.ndarray], mode: str, handle: int | None) -> tuple[np.ndarray, int]:
         if handle is None:
@@ -140,24 +148,75 @@ class Server:
         folder = pathlib.Path(path)
         with open(folder / "agent.pkl", "wb") as f:
             pickle.dump(self.agent.save(), f)
-        # The official replay writes the chunks it has not yet written to its one directory; each of
-        # our checkpoints is a new directory that must hold them all.
-        self.replay.directory = elements.Path(folder / "replay")
-        self.replay.directory.mkdir()
-        self.replay.saved, self.replay.save_wait = set(), True
-        for chunk in list(self.replay.chunks.values()):
-            chunk.saved = False
+        # The official replay writes each chunk once, into its one directory: `save()` completes the open
+        # chunks and writes those not in its `saved` set (later updates of their latents stay in memory).
+        # Each of our checkpoints is a new directory: the chunks written before and still in the replay
+        # are hard-linked into it from the checkpoint that holds them, and `save()` writes the new ones.
+        replay = folder / "replay"
+        replay.mkdir()
+        self._carry_written_chunks(replay)
+        self.replay.directory = elements.Path(replay)
         self.replay.save()
         counters = {"steps": self.steps, "ratio_prev": self.should_train._prev}
         (folder / "server.pkl").write_bytes(pickle.dumps(counters))
+        self._remember(replay, self._written_chunks())
 
     def load(self, path: str) -> None:
         folder = pathlib.Path(path)
         with open(folder / "agent.pkl", "rb") as f:
             self.agent.load(pickle.load(f))
+        before = set(self.replay.chunks)
         self.replay.load(directory=elements.Path(folder / "replay"))
         counters = pickle.loads((folder / "server.pkl").read_bytes())
         self.steps, self.should_train._prev = counters["steps"], counters["ratio_prev"]
+        self._remember(folder / "replay", self._written_chunks() - before)
+
+    def _written_chunks(self) -> set:
+        """The uuids of the chunks the replay holds and has written (or loaded)."""
+        return {c.uuid for c in list(self.replay.chunks.values()) if c.length and c.uuid in self.replay.saved}
+
+    def _carry_written_chunks(self, target: pathlib.Path) -> None:
+        """Hard-link the file of every written chunk still in the replay into `target` (a copy where the
+        filesystem refuses hard links). A chunk whose file is gone (its checkpoint deleted, a save that
+        failed) is marked unwritten, so that `save()` writes it again from memory."""
+        written = self._written_chunks()
+        for chunk in list(self.replay.chunks.values()):
+            if chunk.uuid not in written:
+                continue
+            folder = self.chunk_folders.get(chunk.uuid)
+            if folder is None or not self._link(folder, chunk.filename, target):
+                self.replay.saved.discard(chunk.uuid)
+                chunk.saved = False
+
+    def _link(self, folder: int, name: str, target: pathlib.Path) -> bool:
+        """`name` of the folder open as `folder` into `target`: a hard link, else a copy; False if it is gone."""
+        try:
+            os.link(name, target / name, src_dir_fd=folder)
+            return True
+        except FileNotFoundError:
+            return False
+        except OSError as error:
+            refused = error
+        try:
+            with open(name, "rb", opener=functools.partial(os.open, dir_fd=folder)) as source, \
+                    open(target / name, "xb") as copy:
+                shutil.copyfileobj(source, copy)
+        except FileNotFoundError:
+            return False
+        if not self.copy_warned:
+            self.copy_warned = True
+            print(f"warning: no hard link into {target} ({refused}); checkpoints copy the replay chunks "
+                  "written before, and cost the whole replay each", file=sys.stderr, flush=True)
+        return True
+
+    def _remember(self, replay: pathlib.Path, uuids: set) -> None:
+        """The files of these chunks are in `replay`; folders that no chunk in the replay needs are closed."""
+        fd = os.open(replay, os.O_RDONLY | os.O_DIRECTORY)
+        self.chunk_folders = {u: f for u, f in self.chunk_folders.items() if u in self.replay.chunks}
+        self.chunk_folders.update(dict.fromkeys(uuids, fd))
+        for unused in {fd, *self.open_folders} - set(self.chunk_folders.values()):
+            os.close(unused)
+        self.open_folders = set(self.chunk_folders.values())
 
 
 def _exit_with_parent(parent: int, scratch: str) -> None:
