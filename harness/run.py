@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from harness import needs
 from harness.launch import format_duration
 from harness.plan import ConfigError, RunSpec, choices, compose, make_plan, suite_aliases
 from harness.rundir import RunDir, RunLocked, describe_holder
@@ -26,7 +27,6 @@ from suites.base import resolve
 
 RUNNING_ELSEWHERE = "running elsewhere"
 COMPARED = ("suite", "agent", "task", "seed", "protocol_overrides", "variant")  # what must match to resume
-SPEEDS = Path(__file__).with_name("speeds.yaml")  # measured agent steps/s for --plan's compute estimate
 
 USAGE = """usage: python -m harness.run [--plan] [--help] key=value ...
 
@@ -40,7 +40,8 @@ USAGE = """usage: python -m harness.run [--plan] [--help] key=value ...
   force=true      start finished or differently configured runs over
   name=NAME       a variant name of your own: runs go to <root>/<suite>/<agent>/<NAME>/<task>/seed<k>/
   any other key=value overrides the composed config, e.g. agent.envs=4 suite.protocol.eval_every=0
-  --plan          print the jobs, the grid's budget and compute estimate, and change nothing
+  --plan          print the jobs, the grid's budget and compute estimate, what each Dreamer run
+                  will hold (replay RAM and disk, checkpoint size), and change nothing
 
 A grid: a comma list (or Hydra's range(a,b[,step]) / choice(..)) on any key expands to the product,
 e.g. agent.discrete.lr=1e-3,3e-4 agent=ppo,random suite=classic,atari26. Each combination is a
@@ -116,14 +117,11 @@ def plan_grid(args: list[str]) -> tuple[list[RunSpec], DictConfig]:
 
 def compute_estimate(specs: list[RunSpec], cfg: DictConfig) -> list[str]:
     """The grid's total budget and, from harness/speeds.yaml, the hours its runs will take."""
-    speeds = yaml.safe_load(SPEEDS.read_text())
+    speeds = yaml.safe_load(needs.SPEEDS.read_text())
     hours: dict[str, float] = {}
     used, unknown = set(), set()
     for spec in specs:
-        gpus = cfg.cluster.get("gpus")
-        gpus = (spec.config["agent"].get("slurm") or {}).get("gpus", 0) if gpus is None else gpus
-        device = "gpu" if cfg.launcher.name == "slurm" and gpus else "cpu"
-        speed = speeds.get(spec.agent, {}).get(device, {}).get(spec.suite)
+        device, speed = needs.device(spec, cfg), needs.speed(spec, cfg, speeds)
         if speed:
             hours[device] = hours.get(device, 0.0) + spec.budget / speed / 3600
             used.add(f"{spec.agent} {device} {spec.suite} {speed:,} steps/s")
@@ -153,6 +151,8 @@ def print_plan(decisions: list[tuple[RunSpec, str]], cfg: DictConfig) -> None:
                                                 for k in ("new", "resume", "restart", "skip"))
           + (f", {elsewhere} {RUNNING_ELSEWHERE}" if elsewhere else ""))
     print("\n".join(compute_estimate([s for s, _ in decisions], cfg)))
+    for line in needs.needs_lines([s for s, _ in decisions], cfg):
+        print(line)
     for line in seed_plan([s for s, _ in decisions]):
         print(line)
 

@@ -6,6 +6,12 @@ steps, and times whole train updates at batch 16 x 64 (median after compilation)
 policy steps. Each case runs in its own process; peak memory is that process's maximum resident set
 size (compilation included). `python -m agents.dreamer.bench [quick]` prints the table;
 `python -m agents.dreamer.bench case crafter 1m 10` runs one case.
+
+The loop cases run DreamerV3 through the whole loop at the suite's settings (agent_suite/dreamerv3_<suite>.yaml),
+as a user's run does: the figure is agent steps/s once it trains, from the loop's metrics lines after the
+first one with updates (that one holds the train step's compilation), so the steps before training starts
+and the compilation are left out. harness/speeds.yaml records these figures for `--plan`'s estimates.
+`python -m agents.dreamer.bench loop classic CartPole-v1 3000` runs one.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -113,6 +121,45 @@ def case(task: str, size: str, repeats: int) -> list[dict]:
     ]
 
 
+LOOP_CASES = [("classic", "CartPole-v1", 1_500, 3_000)]  # suite, task, agent steps (quick, full)
+
+
+def training_steps_per_second(metrics: list[dict[str, Any]]) -> tuple[float, int]:
+    """Agent steps/s over the metrics lines after the first with updates, and the steps they span."""
+    first = next(i for i, line in enumerate(metrics) if "train/updates" in line)
+    steps = seconds = 0.0
+    for before, line in zip(metrics[first:], metrics[first + 1:]):
+        delta = line["agent_step"] - before["agent_step"]
+        steps, seconds = steps + delta, seconds + delta / line["fps/env"]
+    if not steps:
+        raise RuntimeError("no metrics line after the first update: run more steps")
+    return steps / seconds, int(steps)
+
+
+def loop_case(suite: str, task: str, steps: int) -> dict[str, Any]:
+    """DreamerV3 through the loop at the suite's settings, no evaluation and no checkpoints in between."""
+    from harness import loop
+    from harness.plan import compose, make_plan
+    from harness.rundir import RunDir
+    from harness.run import prepare
+
+    with tempfile.TemporaryDirectory() as root:
+        cfg = compose([f"suite={suite}", "agent=dreamerv3", f"task={task}", f"steps={steps}", f"root={root}",
+                       "suite.protocol.eval_every=0", "suite.protocol.final_eval_episodes=0", "run.log_every=10",
+                       "run.checkpoint_every=1e9"])
+        (spec,) = make_plan(cfg)
+        prepare(spec, "new")
+        run = RunDir(spec.run_dir)
+        loop.train(run, threading.Event())
+        metrics = [json.loads(line) for line in run.metrics.read_text().splitlines()]
+    rate, measured = training_steps_per_second(metrics)
+    agent = spec.config["agent"]
+    return {"name": f"dreamerv3 {suite}/{task} through the loop", "value": rate, "unit": "agent steps/s",
+            "notes": f"size {agent['size']}, {agent['envs']} envs, train ratio {agent['train_ratio']}, "
+                     f"{jax.devices()[0].device_kind} x{os.cpu_count()}; over the {measured} agent steps after the "
+                     f"first update, load average {os.getloadavg()[0]:.1f}"}
+
+
 def figures(quick: bool) -> list[dict]:
     """Each case in its own process, so peak memory and compilation caches are the case's own."""
     repeats = 3 if quick else 10
@@ -124,12 +171,21 @@ def figures(quick: bool) -> list[dict]:
             capture_output=True, text=True, check=True, env=worker_environment(os.environ),  # as the harness runs it
         ).stdout
         rows += json.loads(out.strip().splitlines()[-1])
+    for suite, task, quick_steps, full_steps in LOOP_CASES:
+        steps = quick_steps if quick else full_steps
+        out = subprocess.run(
+            [sys.executable, "-m", "agents.dreamer.bench", "loop", suite, task, str(steps)],
+            capture_output=True, text=True, check=True, env=worker_environment(os.environ),
+        ).stdout
+        rows.append(json.loads(out.strip().splitlines()[-1]))
     return rows
 
 
 if __name__ == "__main__":
     if len(sys.argv) == 5 and sys.argv[1] == "case":
         print(json.dumps(case(sys.argv[2], sys.argv[3], int(sys.argv[4]))))
+    elif len(sys.argv) == 5 and sys.argv[1] == "loop":
+        print(json.dumps(loop_case(sys.argv[2], sys.argv[3], int(sys.argv[4]))))
     else:
         for row in figures(quick=sys.argv[1:] == ["quick"]):
             print(f"{row['name']:45s} {row['value']:10.4f} {row['unit']:12s} {row['notes']}")

@@ -74,8 +74,8 @@ def test_plan_shows_variants_budget_and_estimate(tmp_path, run_cli):
     hours = 2400 / 729 / 3600  # harness/speeds.yaml: ppo on cpu, classic
     assert f"estimate: {hours:.3g} CPU hours" in result.stdout and "ppo cpu classic 729 steps/s" in result.stdout
     assert not (tmp_path / "r").exists()
-    result = run_cli("harness.run", "--plan", "agent=dreamerv3", "agent.size=1m,12m", *TINY, cwd=tmp_path)
-    assert "no measured speed (harness/speeds.yaml) for dreamerv3 on cpu (classic)" in result.stdout
+    result = run_cli("harness.run", "--plan", "agent=dreamerv2", "agent.batch_size=8,16", *TINY, cwd=tmp_path)
+    assert "no measured speed (harness/speeds.yaml) for dreamerv2 on cpu (classic)" in result.stdout
 
 
 def test_two_grids_sharing_a_point_run_it_once(tmp_path, run_cli):
