@@ -20,7 +20,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from harness.launch import format_duration
-from harness.plan import RunSpec
+from harness.plan import ConfigError, RunSpec
 from suites.base import Suite
 
 SPEEDS = Path(__file__).with_name("speeds.yaml")  # measured agent steps/s per agent, device and suite
@@ -114,7 +114,10 @@ def dreamer_lines(specs: list[RunSpec], cfg: DictConfig, speed: float | None, jo
         if isinstance(found, str):
             groups.setdefault(found, []).append((task, found))
         else:
-            groups.setdefault(_images(found[0]), []).append((task, footprint(agent, *found)))
+            try:
+                groups.setdefault(_images(found[0]), []).append((task, footprint(agent, *found)))
+            except ValueError as error:  # the agent cannot be built on this task's spaces: the run would fail
+                raise ConfigError(f"agent={first.agent} cannot run {first.suite} task {task}: {error}") from None
     limit = memory_per_job(cfg, agent, jobs)
     lines = []
     for group in groups.values():

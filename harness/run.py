@@ -209,7 +209,11 @@ def main(argv: list[str]) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if show_plan:
-        print_plan(decisions, cfg)
+        try:
+            print_plan(decisions, cfg)
+        except ConfigError as error:  # what a job needs showed that it cannot run (harness/needs.py)
+            print(f"error: {error}", file=sys.stderr)
+            return 2
         return 0
     skipped = sum(a == "skip" for _, a in decisions)
     if skipped:

@@ -143,6 +143,14 @@ def test_an_env_that_cannot_be_built_leaves_its_needs_unknown(capsys, monkeypatc
             "(ValueError: no ALE ROM named 'pong')") in lines
 
 
+def test_an_agent_that_cannot_run_on_the_tasks_spaces_is_a_plan_error(capsys):
+    """DreamerV2's strided codec decodes 64x64 frames; atari57 gives 96x96: the plan says so, not a traceback."""
+    assert run.main(["suite=atari57", "task=pong", "agent=dreamerv2", "root=unused", "--plan"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: agent=dreamerv2 cannot run atari57 task pong: codec.image 'strided' (V1/V2) decodes 64x64 images "
+        "only, got 96x96")
+
+
 def test_a_measured_speed_gives_the_time_and_the_checkpoint_replay_data(capsys):
     speed = yaml.safe_load(needs.SPEEDS.read_text())["dreamerv3"]["cpu"]["classic"]
     lines = plan(capsys, "suite=classic", "task=CartPole-v1", "agent=dreamerv3")
