@@ -92,14 +92,19 @@ def test_resume_continues_bit_for_bit(tmp_path, store):
     def make(name: str) -> Replay:
         return Replay(100, NUM_ENVS, LENGTH, online=True, seed=5, chunk=8, store=store, directory=tmp_path / name)
 
+    def train_save_and_resume(name: str, seed: int) -> Replay:
+        """Rewrite the latents of 6 windows, checkpoint, and load the checkpoint into a new replay."""
+        _, envs, starts = original.sample(6)
+        original.write_latents(envs, starts, latents_for(starts, seed=seed))
+        (tmp_path / f"ck{seed}").mkdir()
+        original.save(tmp_path / f"ck{seed}")
+        resumed = make(name)
+        resumed.load(tmp_path / f"ck{seed}")
+        return resumed
+
     original = make("a")
     fill(original, 43, seed=0)
-    _, envs, starts = original.sample(6)
-    original.write_latents(envs, starts, latents_for(starts, seed=0))
-    (tmp_path / "ck1").mkdir()
-    original.save(tmp_path / "ck1")
-    resumed = make("b")
-    resumed.load(tmp_path / "ck1")
+    resumed = train_save_and_resume("b", seed=0)
     for k, v in original.stored().items():
         np.testing.assert_array_equal(resumed.stored()[k], v)
     for replay in (original, resumed):  # the same steps and draws from here on give the same windows
@@ -113,18 +118,13 @@ def test_resume_continues_bit_for_bit(tmp_path, store):
 
     # Latents rewritten after their chunk was saved are not saved again (as the official replay's chunks)
     frozen = original.stored()["deter"].copy()
-    _, envs, starts = original.sample(6)
-    original.write_latents(envs, starts, latents_for(starts, seed=1))
-    (tmp_path / "ck2").mkdir()
-    original.save(tmp_path / "ck2")
-    again = make("c")
-    again.load(tmp_path / "ck2")
+    again = train_save_and_resume("c", seed=1)
     new, old, first = again.stored(), original.stored(), original.oldest
     for k in new:
         if k not in LATENTS:
             np.testing.assert_array_equal(new[k], old[k])
-    # chunks 0-4 (steps 0-39) were full at ck1 and keep their latents of then; chunks 5-8 were first saved
-    # at ck2 and chunk 9 is open: today's latents
+    # chunks 0-4 (steps 0-39) were full at the first checkpoint and keep their latents of then; chunks 5-8
+    # were first saved at the second and chunk 9 is open: today's latents
     np.testing.assert_array_equal(new["deter"][:, :40 - first], frozen[:, :40 - first])
     np.testing.assert_array_equal(new["deter"][:, 40 - first:], old["deter"][:, 40 - first:])
     assert not np.array_equal(old["deter"][:, :40 - first], frozen[:, :40 - first])  # the rewrite reached them
