@@ -42,12 +42,13 @@ class Setup:
 PPO = Setup("ppo", ("agent=ppo", "agent.envs=1", "suite.protocol.eval_every=4000",
                     "suite.protocol.eval_episodes=2"), 12000, 2, (0.5, 4.0))
 # The smallest DreamerV3 with a train ratio of 0.5 updates per step: compile dominates each restart.
+# Replay chunks of 64 steps: chunks fill, are saved once and linked into later checkpoints while faults land.
 DREAMER = Setup("dreamerv3", ("agent=dreamerv3", "agent.size=1m", "agent.train_ratio=32", "agent.batch_size=4",
-                              "agent.batch_length=16", "agent.train_after=100",
+                              "agent.batch_length=16", "agent.train_after=100", "agent.replay.chunk=64",
                               "suite.protocol.eval_every=0"), 800, 1, (0.5, 12.0))
 DREAMER_UPDATES_PER_STEP = 32 / (4 * 16)
-# The disk-backed replay in chunks of 64 steps: chunks fill, are memory-mapped, saved and linked while faults land.
-DREAMER_DISK = replace(DREAMER, args=DREAMER.args + ("agent.replay.store=disk", "agent.replay.chunk=64"))
+# The disk-backed replay: full chunks memory-mapped from the run directory.
+DREAMER_DISK = replace(DREAMER, args=DREAMER.args + ("agent.replay.store=disk",))
 COMMON = ("suite=classic", "task=CartPole-v1", "run.checkpoint_every=2", "run.log_every=1", "root=runs")
 
 
