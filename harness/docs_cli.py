@@ -20,6 +20,7 @@ COMMANDS = (
     ("harness.run", "start, resume or plan runs: suites x agents x tasks x seeds, sweeps, local or SLURM"),
     ("harness.status", "the state of every run under a root"),
     ("harness.bench", "speed figures on this machine, and against the official code and sheeprl"),
+    ("harness.gpucheck", "check a GPU node in one command: devices, equivalence, bench, a Dreamer and a PPO run"),
     ("results.report", "tables, plots and reproduction verdicts from runs and published scores"),
     ("results.fidelity", "the study pages of ours beside the official DreamerV3 (make fidelity)"),
     ("results.paper", "the papers' headline tables, regenerated from the published data"),

@@ -45,8 +45,10 @@ SHEEPRL_VENV = REPO / ".venv-sheeprl"
 # sheeprl 0.8.4 accepts torch 2.13 (checked 2026-11-30); unpinned, torch pulls GBs of CUDA on CPU machines.
 SHEEPRL_REQUIREMENTS = ("sheeprl==0.8.4", "torch==2.13.0")
 STAMP = ".dreamerbench-requirements"
-# Dense bfloat16 peak FLOP/s per device kind, for MFU (vendor data sheets, without sparsity).
-PEAK_BF16_FLOPS = {"NVIDIA H100": 989e12, "NVIDIA H200": 989e12, "NVIDIA A100": 312e12, "NVIDIA L4": 121e12}
+# Dense bfloat16 peak FLOP/s per start of the device kind, for MFU (vendor data sheets, without sparsity).
+# The first match counts: the PCIe and NVL H100s before the SXM's kind, "NVIDIA H100 80GB HBM3".
+PEAK_BF16_FLOPS = {"NVIDIA H100 PCIe": 756e12, "NVIDIA H100 NVL": 835e12, "NVIDIA H100": 989e12,
+                   "NVIDIA H200": 989e12, "NVIDIA A100": 312e12, "NVIDIA L4": 121e12}
 
 
 class PeerError(RuntimeError):
@@ -123,11 +125,13 @@ class Driver:
 
     def __init__(self, side: str, python: Path, point: dict[str, Any], log: Path):
         self.side, self.log = side, log
+        # The sides share one GPU at once: none may take JAX's default 75% of its memory when it starts.
+        env = {**os.environ, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
         with log.open("w") as stderr:  # the child keeps its own copy of the descriptor
             self.process = subprocess.Popen(
                 [str(python), "-m", f"harness.bench_peers.{side}", json.dumps(point)], cwd=REPO,
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True,
-                env=worker_environment(os.environ) if side == "ours" else None)  # ours as the harness runs it
+                env=worker_environment(env) if side == "ours" else env)  # ours as the harness runs it
         self.ready = self._reply()
 
     def _reply(self) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Obtain the official DreamerV3 code the way a user's machine can, and a virtual environment for it.
 
     python -m agents.official.setup            # .official/ and .venv-official/ in the repository root
+    python -m agents.official.setup --cuda     # the same with the official CUDA jax, on a GPU machine
 
 Steps (each skipped when its result is already there, so reruns are offline):
 1. read the package index's simple page for `dreamer` and find the `dreamer-3.3.1` sdist and its sha256
@@ -9,7 +10,9 @@ Steps (each skipped when its result is already there, so reruns are offline):
 3. extract it to `.official/dreamer-3.3.1/` and add what the sdist lacks: an empty `embodied/envs`
    package (its `embodied/__init__.py` imports one) and `dreamerv3/configs.yaml` (configs.py);
 4. create `.venv-official` with the sdist's `requires.txt` (jax for the CPU instead of the cuda12 pin,
-   no nvcc), versions fixed by PINS, and a .pth file so `import dreamerv3, embodied` finds the code.
+   no nvcc; with `--cuda`, the sdist's own jax[cuda12] and nvcc), versions fixed by PINS, and a .pth file
+   so `import dreamerv3, embodied` finds the code. A venv set up with `--cuda` keeps the CUDA jax when the
+   setup runs again without it (the tests and the bench call it so); remove the venv to go back to the CPU.
 The sdist cannot be `pip install`ed: its setup.py reads a requirements.txt the tarball lacks.
 """
 
@@ -43,7 +46,9 @@ PINS = (
     "ninjax==3.6.3", "elements==3.22.4", "portal==3.8.3", "granular==0.24.2", "scope==0.8.1",
     "einops==0.8.2", "jaxtyping==0.3.11", "scipy==1.17.1",
 )
-DROPPED = ("nvidia-cuda-nvcc-cu12", "ipdb")  # GPU compiler; interactive debugger
+CUDA_JAX = "jax[cuda12]==0.4.33"  # the sdist's jax pin
+DROPPED = ("ipdb",)  # interactive debugger
+GPU_ONLY = ("nvidia-cuda-nvcc-cu12",)  # the GPU compiler
 STAMP = ".dreamerbench-requirements"
 
 
@@ -143,18 +148,25 @@ def extract(sdist: Path, cache: Path) -> Path:
     return folder
 
 
-def requirements(folder: Path) -> list[str]:
-    """The sdist's requires.txt for a CPU machine: jax[cpu] at the pinned version, GPU-only pins dropped."""
+def requirements(folder: Path, cuda: bool = False) -> list[str]:
+    """The sdist's requires.txt: for a CPU machine jax[cpu] at the pinned version and the GPU-only pins
+    dropped; with `cuda`, its own CUDA jax and nvcc."""
     listed = (folder / "dreamer.egg-info" / "requires.txt").read_text().split()
-    if "jax[cuda12]==0.4.33" not in listed:
+    if CUDA_JAX not in listed:
         raise OfficialSetupError(f"unexpected requires.txt in {folder}: {listed}")
-    kept = [req for req in listed if not req.startswith(DROPPED)]
-    return ["jax[cpu]==0.4.33" if req.startswith("jax[") else req for req in kept]
+    kept = [req for req in listed if not req.startswith(DROPPED + (() if cuda else GPU_ONLY))]
+    return kept if cuda else ["jax[cpu]==0.4.33" if req.startswith("jax[") else req for req in kept]
 
 
-def make_venv(folder: Path, venv: Path) -> Path:
+def has_cuda(venv: Path = VENV) -> bool:
+    """Whether `venv` was set up with the official CUDA jax (`--cuda`)."""
+    stamp = venv / STAMP
+    return stamp.exists() and CUDA_JAX in stamp.read_text().split()
+
+
+def make_venv(folder: Path, venv: Path, cuda: bool = False) -> Path:
     """`venv` with the official requirements and a .pth to the code; pip runs only when they changed."""
-    reqs = requirements(folder) + list(PINS)
+    reqs = requirements(folder, cuda) + list(PINS)
     wanted = "\n".join(reqs) + "\n"
     stamp = venv / STAMP
     if not (stamp.exists() and stamp.read_text() == wanted):
@@ -177,19 +189,23 @@ def make_venv(folder: Path, venv: Path) -> Path:
     return venv / "bin" / "python"
 
 
-def setup(cache: Path = CACHE, venv: Path = VENV) -> Path:
-    """Run every step; returns the official venv's python."""
+def setup(cache: Path = CACHE, venv: Path = VENV, cuda: bool = False) -> Path:
+    """Run every step; returns the official venv's python. `cuda`: the official CUDA jax, which a venv
+    once set up with it keeps (pip leaves a CUDA plugin in place, so a CPU stamp would be a lie)."""
     folder = extract(download(cache), cache)
-    return make_venv(folder, venv)
+    return make_venv(folder, venv, cuda or has_cuda(venv))
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cache", type=Path, default=CACHE, help="where the sdist and its code go")
     parser.add_argument("--venv", type=Path, default=VENV, help="the official virtual environment")
+    parser.add_argument("--cuda", action="store_true",
+                        help="install the official CUDA jax (jax[cuda12]==0.4.33 and nvcc) for a GPU machine; "
+                             "the venv keeps it on later setups")
     args = parser.parse_args(argv)
     try:
-        python = setup(args.cache.resolve(), args.venv.resolve())
+        python = setup(args.cache.resolve(), args.venv.resolve(), args.cuda)
     except OfficialSetupError as error:
         sys.exit(f"error: {error}")
     print(f"official DreamerV3 {VERSION}: {code_dir(args.cache.resolve())}\npython: {python}")
