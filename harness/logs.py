@@ -215,7 +215,8 @@ class Session:
         if job and job not in self.meta["slurm_job_ids"]:
             self.meta["slurm_job_ids"].append(job)
         self.totals = self.meta.get("compute", {"wall_seconds": 0.0, "cpu_seconds": 0.0, "gpu_seconds": 0.0})
-        self.gpus = 1 if device.startswith("gpu") else 0
+        # "gpu: <name>" is one GPU, "gpu: <name> x<N>" N of them (a Dreamer train step on several)
+        self.gpus = (int(device.rsplit(" x", 1)[1]) if " x" in device else 1) if device.startswith("gpu") else 0
         self.meta.setdefault("sessions", []).append(
             {"started_at": now(), "ended_at": None, "host": self.meta["host"], "slurm_job_id": job,
              "command": os.environ.get("DREAMERBENCH_COMMAND", " ".join(sys.argv)),

@@ -185,8 +185,18 @@ def slurm_states(run_dirs: Iterable[Path]) -> dict[Path, tuple[str, bool]]:
 
 
 # --- the launcher -----------------------------------------------------------------------------
+def devices_needed(agent: dict[str, Any]) -> int:
+    """The GPUs an agent's `devices: {train: N, policy: same | last}` asks for (Dreamer's): N, plus one for
+    a policy on a device of its own; 1 for an agent without the setting."""
+    devices = agent.get("devices") or {}
+    return int(devices.get("train", 1)) + (devices.get("policy") == "last")
+
+
 def resources(root_config: dict[str, Any]) -> dict[str, Any]:
-    """Per field: the cluster profile's value, else the agent's `slurm:` default, else RESOURCE_DEFAULTS."""
+    """Per field: the cluster profile's value, else the agent's `slurm:` default, else RESOURCE_DEFAULTS.
+
+    The agent's GPU default grows to what its `devices` ask for; a profile's `gpus` that gives a run on
+    GPUs fewer than that is refused, as is a run without GPUs whose train step asks for several devices."""
     cluster, agent = root_config["cluster"], root_config["agent"].get("slurm") or {}
     picked = {}
     for field, default in RESOURCE_DEFAULTS.items():
@@ -194,6 +204,17 @@ def resources(root_config: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < (1 if field != "gpus" else 0):
             raise ConfigError(f"invalid value for 'cluster.{field}': {value!r} (expected a number >= 1, gpus >= 0)")
         picked[field] = value
+    train = (root_config["agent"].get("devices") or {}).get("train", 1)
+    needed = devices_needed(root_config["agent"])
+    source = "cluster.gpus" if cluster.get("gpus") is not None else "agent.slurm.gpus"
+    if not picked["gpus"] and train > 1:
+        raise ConfigError(f"agent.devices.train={train} needs as many GPUs, but {source}=0 runs on the CPU")
+    if picked["gpus"] and cluster.get("gpus") is None:
+        picked["gpus"] = max(picked["gpus"], needed)
+    elif picked["gpus"] and picked["gpus"] < needed:
+        raise ConfigError(f"cluster.gpus={picked['gpus']} is fewer GPUs than agent.devices asks for: {needed} "
+                          f"(train {train}{' + 1 for the policy' if needed > train else ''}); "
+                          f"set cluster.gpus={needed} or leave it null")
     return picked
 
 

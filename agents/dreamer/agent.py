@@ -3,6 +3,8 @@
 `act` runs the jitted, env-batched policy step; `observe` stores the step with the policy's latent and action;
 `update` performs the gradient updates the train ratio owes (train_ratio / (batch * length) per agent
 step, fractions carried over), sampling the next batch on the host while the current update runs.
+The train state lives replicated on the train devices of `agent.devices` and each batch is split over them
+(devices.py); a policy on a device of its own acts on a copy of the parameters, refreshed after updates.
 """
 
 from __future__ import annotations
@@ -39,7 +41,11 @@ class DreamerAgent:
                              chunk=replay["chunk"], store=replay["store"],
                              directory=workdir and Path(workdir) / "replay")
         key, self.key = jax.random.split(jax.random.PRNGKey(seed))
-        self.state = self.learner.init(key)
+        self.state = jax.device_put(self.learner.init(key), self.learner.place.replicated)
+        self._policy_params: dict | None = None  # the copy on the policy's own device, None once stale
+        train_devices = list(self.learner.place.mesh.devices.flat)  # meta.json's device (harness/logs.py)
+        self.device = (f"gpu: {train_devices[0].device_kind} x{len(train_devices)}"
+                       if train_devices[0].platform == "gpu" else "cpu")
         self.counters = {"updates": 0, "agent_steps": 0, "owed": 0.0}
         self._compiled = False  # whether this process has compiled the train step (see _start_update)
         self._taken: dict[str, np.ndarray] | None = None  # the train policy's latent and action, for `observe`
@@ -63,7 +69,7 @@ class DreamerAgent:
         inputs = {k: obs[k] for k in self.learner.spec}
         inputs["is_first"] = np.asarray(obs["is_first"])
         greedy = mode == "eval" and self.cfg["eval_policy"] == "mode"
-        state, action = self.learner.policy_step(self.state["params"], state, inputs, self._next_key(), greedy)
+        state, action = self.learner.policy_step(self._acting_params(), state, inputs, self._next_key(), greedy)
         action = np.asarray(action)
         if mode == "train" and self.explore:
             action = self.explore(action, self.counters["agent_steps"])
@@ -77,6 +83,16 @@ class DreamerAgent:
         if self.discrete:
             return action.argmax(-1).astype(np.int64), state
         return np.clip(action, -1.0, 1.0).astype(np.float32), state
+
+    def _acting_params(self) -> dict:
+        """The parameters on the policy's device: the train state's own where that is the policy's one
+        device; else a copy, made at the first act after an update."""
+        place = self.learner.place
+        if place.policy_shares_state:
+            return self.state["params"]
+        if self._policy_params is None:
+            self._policy_params = jax.device_put(self.state["params"], place.policy)
+        return self._policy_params
 
     def observe(self, step: dict[str, np.ndarray]) -> None:
         if self._taken is None:
@@ -129,11 +145,12 @@ class DreamerAgent:
             self.learner.compile_train_step(self.state, batch, key)
             self._compiled = True
         self.state, metrics, latents = self.learner.train_step(self.state, batch, key)
+        self._policy_params = None
         return metrics, latents
 
     def _sample(self) -> tuple[dict[str, jax.Array], np.ndarray, np.ndarray]:
         data, envs, starts = self.replay.sample(self.batch)
-        return jax.device_put(self.train_batch(data)), envs, starts
+        return jax.device_put(self.train_batch(data), self.learner.place.batch), envs, starts
 
     def train_batch(self, windows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The train step's input from replay windows (batch, length + 1, ...): the stored steps, and the
@@ -161,7 +178,9 @@ class DreamerAgent:
         if [x.shape for x in stored] != [x.shape for x in expected]:
             raise ValueError(f"{path} holds {len(stored)} arrays that do not match this agent's {len(expected)} "
                              "parameter and optimiser arrays: it was written by another config or code version")
-        self.state = jax.tree.unflatten(treedef, [jnp.asarray(x) for x in stored])
+        # Replicated on this run's train devices, however many wrote the checkpoint (save keeps one copy).
+        self.state = jax.device_put(jax.tree.unflatten(treedef, stored), self.learner.place.replicated)
+        self._policy_params = None
         self.counters = json.loads((path / "agent.json").read_text())
         if self.explore:
             self.explore.rng.bit_generator.state = self.counters.pop("explore_rng")

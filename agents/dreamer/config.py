@@ -14,7 +14,7 @@ from typing import Any
 
 import jax
 
-from agents.dreamer import codecs, heads, learner, nets, policies, replay, rssm
+from agents.dreamer import codecs, devices, heads, learner, nets, policies, replay, rssm
 
 SIZES: dict[str, dict[str, int]] = {
     "1m": {"deter": 512, "hidden": 64, "classes": 4, "depth": 4, "units": 64},
@@ -28,7 +28,7 @@ SIZES: dict[str, dict[str, int]] = {
 
 REQUIRED = (
     "size train_ratio batch_size batch_length train_after imag_horizon horizon lam actent slowreg slow_rate "
-    "slow_every free_nats retnorm loss_scales rssm heads policy optimizer replay compute_dtype layers codec"
+    "slow_every free_nats retnorm loss_scales rssm heads policy optimizer replay compute_dtype layers codec devices"
 ).split()
 BOOLEAN = (True, False)
 SWITCHES: dict[str, tuple] = {  # the component switches and their valid values
@@ -86,6 +86,7 @@ def validate(config: dict[str, Any]) -> None:
     for key in ("train_ratio", "batch_size", "batch_length", "imag_horizon", "slow_every"):
         if not float(config[key]) > 0:
             raise ValueError(f"agent.{key} must be positive, got {config[key]}")
+    devices.validate(config["devices"], config["batch_size"])
     if (config["rssm"].get("deter") or SIZES[str(config["size"])]["deter"]) % config["rssm"]["blocks"]:
         raise ValueError("agent.rssm.deter must be divisible by agent.rssm.blocks")
 

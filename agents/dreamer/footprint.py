@@ -35,7 +35,14 @@ LOOP_DTYPES = {"reward": np.float32, "is_first": np.bool_, "is_last": np.bool_, 
 
 def step_arrays(config: dict[str, Any], obs_space: gym.spaces.Dict, act_space: gym.Space) -> dict[str, tuple]:
     """(shape, dtype) of every key of one replay step of one env stream, as `DreamerAgent.observe` stores it."""
-    return _step_arrays(Learner(dreamer_config.resolve(config), obs_space, act_space), obs_space)
+    return _step_arrays(_learner(config, obs_space, act_space), obs_space)
+
+
+def _learner(config: dict[str, Any], obs_space: gym.spaces.Dict, act_space: gym.Space) -> Learner:
+    """The learner on one device: shapes do not depend on the devices, and the machine that plans a run need
+    not have the devices it will train on."""
+    one = {**config, "devices": {"train": 1, "policy": "same"}}
+    return Learner(dreamer_config.resolve(one), obs_space, act_space)
 
 
 def _step_arrays(learner: Learner, obs_space: gym.spaces.Dict) -> dict[str, tuple]:
@@ -70,7 +77,7 @@ def footprint(config: dict[str, Any], obs_space: gym.spaces.Dict, act_space: gym
     """The footprint of an agent config (unresolved, as the run config holds it) on these spaces."""
     key = (json.dumps(config, sort_keys=True, default=str), repr(obs_space), repr(act_space))
     if key not in _FOOTPRINTS:
-        learner = Learner(dreamer_config.resolve(config), obs_space, act_space)
+        learner = _learner(config, obs_space, act_space)
         arrays = _step_arrays(learner, obs_space)
         state = jax.eval_shape(learner.init, jax.random.PRNGKey(0))
         params = jax.tree.leaves(state["params"])

@@ -5,7 +5,8 @@ danijar/dreamerv2 @ 07d906e and danijar/dreamer @ 56d4d44 for the presets' choic
 filters it through the RSSM with `lax.scan`, computes the world-model losses, imagines from every
 posterior state (another `lax.scan`), computes the actor, critic and replay-value losses, applies the
 optimiser and the slow critic's update. A batch holds B sequences of T + 1 steps: step 0 is the replay
-context (its stored latent and action start the filter), steps 1..T are trained on.
+context (its stored latent and action start the filter), steps 1..T are trained on. The step runs
+data-parallel over the train devices of `agent.devices` (devices.py): the batch split, the state replicated.
 
 Config switches choose the loss; harness/config/agent/dreamerv3.yaml holds V3's choices, docs/reference/presets.md the
 table per preset, and `config.validate` checks them:
@@ -39,7 +40,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from agents.dreamer import behavior, codecs, heads, kl, nets, policies
+from agents.dreamer import behavior, codecs, devices, heads, kl, nets, policies
 from agents.dreamer.dists import binary_loss
 from agents.dreamer.optim import make_optimizer
 from agents.dreamer.rssm import RSSM, RSSMConfig
@@ -67,6 +68,7 @@ class Learner:
         token_dim = codecs.encoder_out_dim(self.spec, self.codec)
         self.rssm = RSSM(RSSMConfig(**cfg["rssm"]), token_dim, self.policy.act_dim, self.layer)
         self.opt = make_optimizer(cfg["optimizer"])
+        self.place = devices.place(cfg["devices"])
         self._identity = (type(self), json.dumps(cfg, sort_keys=True, default=str), repr(obs_space), repr(act_space))
         self.train_step = partial(_train_step, self)
         self.policy_step = partial(_policy_step, self)
@@ -233,6 +235,10 @@ class Learner:
         return losses, retnorm, ret, entropy, stats
 
     def _train_step(self, state: TrainState, data: dict, key: jax.Array):
+        # Data parallel: with the batch split over the train devices and the state replicated, XLA sums
+        # the gradients and every statistic over the batch (means, the return percentiles) across them.
+        state, key = jax.lax.with_sharding_constraint((state, key), self.place.replicated)
+        data = jax.lax.with_sharding_constraint(data, self.place.batch)
         grad_fn = jax.value_and_grad(self._loss, has_aux=True)
         (total, (metrics, retnorm, latents)), grads = grad_fn(
             state["params"], state["slow_val"], state["retnorm"], data, key
@@ -245,7 +251,8 @@ class Learner:
         metrics.update({"loss/total": total, "grad_norm": optax.tree.norm(grads)})
         new_state = {"params": params, "slow_val": slow, "opt": opt_state, "retnorm": retnorm,
                      "updates": state["updates"] + 1}
-        return new_state, metrics, latents
+        new_state, metrics = jax.lax.with_sharding_constraint((new_state, metrics), self.place.replicated)
+        return new_state, metrics, jax.lax.with_sharding_constraint(latents, self.place.batch)
 
     def compile_train_step(self, state: TrainState, data: dict, key: jax.Array) -> None:
         """Compile the train step before its first call, then return the compiler's freed heap to the OS.

@@ -132,3 +132,20 @@ def test_each_session_records_the_commit_and_commit_date_of_its_code(tmp_path):
     meta = run.read_meta()
     assert (meta["git_commit"], meta["git_commit_date"]) == (commit, date)
     assert [(s["git_commit"], s["git_commit_date"]) for s in meta["sessions"]] == [(commit, date)] * 2
+
+
+@pytest.mark.parametrize("device, gpus", [("cpu", 0), ("gpu: NVIDIA H100", 1), ("gpu: NVIDIA H100 x4", 4)])
+def test_gpu_seconds_count_every_gpu_the_agent_trains_on(tmp_path, device, gpus):
+    """meta.json's device is the agent's `device` ("gpu: <name> x<N>": a train step on N GPUs, DreamerAgent);
+    its GPU seconds are wall seconds times the GPUs."""
+    class Agent:
+        pass
+
+    agent = Agent()
+    agent.device = device
+    run = RunDir(tmp_path)
+    session = Session(run, agent, 0)
+    session.close(100)
+    meta = run.read_meta()
+    assert meta["device"] == device if gpus else meta["device"].startswith("cpu: ")
+    assert meta["compute"]["gpu_seconds"] == pytest.approx(gpus * meta["compute"]["wall_seconds"])

@@ -61,3 +61,18 @@ def test_job_states_of_arrays_pending_ranges_and_requeues():
     output = "7_[3-5%2]|PENDING\n7_0|RUNNING\n7_1|CANCELLED by 0\n8|COMPLETED\n7_[8,10]|PENDING\n"
     assert _parse(output) == {"7_3": "pending", "7_4": "pending", "7_5": "pending", "7_0": "running",
                               "7_1": "cancelled", "8": "completed", "7_8": "pending", "7_10": "pending"}
+
+
+def test_gpus_follow_the_dreamer_devices_and_a_profile_with_fewer_is_refused():
+    dreamer = ("cluster=local", "agent=dreamerv3")
+    assert launcher(*dreamer).resources["gpus"] == 1  # devices {train: 1, policy: same}
+    four = launcher(*dreamer, "agent.devices.train=4")
+    assert four.resources["gpus"] == 4 and four.sbatch_parameters("x")["gres"] == "gpu:4"
+    assert launcher(*dreamer, "agent.devices.train=2", "agent.devices.policy=last").resources["gpus"] == 3
+    assert launcher(*dreamer, "agent.devices.train=2", "cluster.gpus=4").resources["gpus"] == 4  # more may idle
+    assert launcher(*dreamer, "cluster.gpus=0").resources["gpus"] == 0  # one train device: the CPU will do
+    with pytest.raises(ConfigError, match=r"cluster.gpus=2 is fewer GPUs than agent.devices asks for: 3 "
+                                          r"\(train 2 \+ 1 for the policy\); set cluster.gpus=3 or leave it null"):
+        launcher(*dreamer, "agent.devices.train=2", "agent.devices.policy=last", "cluster.gpus=2")
+    with pytest.raises(ConfigError, match="agent.devices.train=2 needs as many GPUs, but cluster.gpus=0 runs on"):
+        launcher(*dreamer, "agent.devices.train=2", "cluster.gpus=0")
