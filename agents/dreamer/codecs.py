@@ -233,7 +233,7 @@ def decode_image(p: nets.Params, deter: jax.Array, stoch: jax.Array, spec: dict)
 
 
 def _v3_decode_image(q: nets.Params, deter: jax.Array, stoch: jax.Array, h: int, w: int) -> jax.Array:
-    """The v3 decoder's sigmoid image in [0, 1], float32."""
+    """The v3 decoder's sigmoid image in [0, 1], float32 (the sigmoid in the compute dtype, as official)."""
     lead, (minh, minw) = deter.shape[:-1], (h // 16, w // 16)
     ch = q["stoch_out"]["b"].shape[0] // (minh * minw)
     x0 = nets.block_linear(q["deter"], deter).reshape(*lead, DECODER_BLOCKS, minh, minw, -1)
@@ -242,7 +242,7 @@ def _v3_decode_image(q: nets.Params, deter: jax.Array, stoch: jax.Array, h: int,
     x = nets.norm_act(q["norm"], x0 + x1)
     for conv, norm in zip(q["convs"][:-1], q["norms"]):
         x = nets.norm_act(norm, nets.upsample_conv(conv, x))
-    return jax.nn.sigmoid(nets.upsample_conv(q["convs"][-1], x).astype(jnp.float32))
+    return jax.nn.sigmoid(nets.upsample_conv(q["convs"][-1], x)).astype(jnp.float32)
 
 
 def _strided_decode_image(q: nets.Params, feat: jax.Array, layout: ImageLayout, h: int, w: int) -> jax.Array:

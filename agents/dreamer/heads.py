@@ -91,5 +91,6 @@ def head_init(
 
 
 def head(p: nets.Params, feat: jax.Array) -> jax.Array:
-    """The head's raw output in float32."""
-    return nets.linear(p["out"], nets.mlp(p["mlp"], feat)).astype(jnp.float32)
+    """The head's raw output in the compute dtype; the distributions cast it to float32 where the official
+    code does (the bounded normal computes its mean and std in the compute dtype, as the official head)."""
+    return nets.linear(p["out"], nets.mlp(p["mlp"], feat))

@@ -198,7 +198,7 @@ class Learner:
         disc = 1.0 - 1.0 / self.cfg["horizon"]
         if not self.cfg["cont_head"]:
             return jnp.full(feat.shape[:-1], disc, jnp.float32)
-        prob = jax.nn.sigmoid(heads.head(frozen["con"], feat)[..., 0])
+        prob = jax.nn.sigmoid(heads.head(frozen["con"], feat)[..., 0].astype(jnp.float32))
         return prob if self.cfg["contdisc"] else disc * (prob > 0.5).astype(jnp.float32)
 
     def _imagine(self, p: nets.Params, slow: nets.Params, retnorm: dict, states: dict, key: jax.Array):

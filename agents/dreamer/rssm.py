@@ -97,7 +97,9 @@ def block_gru(p: nets.Params, deter: jax.Array, stoch: jax.Array, action: jax.Ar
     """One step of the block GRU: 8 groups, each sees the shared inputs and its own slice of deter.
 
     Each group's hidden layer is Linear(concat(deter slice, shared)); the shared part of all groups is
-    applied as one dense matmul instead of copying the shared inputs into every group (same result)."""
+    applied as one dense matmul instead of copying the shared inputs into every group. The two products
+    are summed in float32 and rounded to the compute dtype once, as the official single matmul rounds
+    its output (rounding each, then their sum, differed from it in bfloat16: the equivalence test)."""
     w, bias = p["hidden"]["lin"]["w"], p["hidden"]["lin"]["b"]
     blocks, group_in, group_out = w.shape
     d = deter.shape[-1] // blocks
@@ -105,7 +107,8 @@ def block_gru(p: nets.Params, deter: jax.Array, stoch: jax.Array, action: jax.Ar
         [nets.dense(p["in_deter"], deter), nets.dense(p["in_stoch"], stoch), nets.dense(p["in_action"], action)], -1
     )
     w_shared = w[:, d:].transpose(1, 0, 2).reshape(group_in - d, blocks * group_out)
-    x = nets.block_linear({"w": w[:, :d], "b": bias}, deter) + x @ w_shared.astype(x.dtype)
+    y = nets.block_matmul(w[:, :d], deter) + jnp.matmul(x, w_shared.astype(x.dtype), preferred_element_type=jnp.float32)
+    x = y.astype(x.dtype) + bias.astype(x.dtype)
     x = nets.norm_act(p["hidden"]["norm"], x)
     gates = nets.block_linear(p["gates"], x).reshape(*deter.shape[:-1], blocks, 3, -1)
     reset, cand, update = (gates[..., i, :].reshape(deter.shape) for i in range(3))

@@ -7,14 +7,14 @@
 IN (.npz): `param/<official name>` for every parameter (the mapped weights of our agent), `batch/<key>`
 for the batch (B x T+1, step 0 is the replay context), `policy/<key>` for one policy step (observations
 and `carry/deter`, `carry/stoch`, `carry/action`, one row per environment) and `settings` (JSON: size
-configs, spaces, steps).
+configs, flags (batch, `jax.compute_dtype`), spaces, steps).
 OUT (.npz): what the official agent computed, captured with jax.debug.callback (test-only): the policy
 step's distribution (policy/mean and policy/stddev, or policy/logp), action (policy/action) and new
 latent (policy/deter, policy/stoch); of the first train step tokens, post_logit, prior_logit,
 loss/<term> (B, T), the imagined trajectory imag/<deter|stoch> (B*T, H, ...: the start state excluded),
 imag/<act|ret|rew|con> (B*T, H+1 or H), grad/<official name>; and after<N>/<official name>
 (parameters, slow critic, normaliser after the first and the last of `steps` train steps on the same
-batch).
+batch). Activations in the compute dtype bfloat16 come back as float32 (exactly).
 
 Test-only injection of the random draws, the same on both sides: every sample is the distribution's
 mode (latents: the one-hot argmax with straight-through gradients, `OneHot.pred`; discrete actions: the
@@ -27,6 +27,7 @@ import sys
 
 import elements
 import jax
+import jax.numpy as jnp
 import ninjax as nj
 import numpy as np
 import optax
@@ -44,8 +45,14 @@ POLICY_NOISE = 0.5  # the fixed standard-normal draw of every continuous action 
 IN_POLICY_STEP = [False]  # set while Agent.policy is traced, so that `sample` captures its distribution
 
 
+def host(x) -> np.ndarray:
+    """On the host; bfloat16 (the compute dtype's activations) as float32, exactly, for np.savez."""
+    x = np.asarray(x)
+    return x.astype(np.float32) if x.dtype == jnp.bfloat16 else x
+
+
 def capture(name, value):
-    jax.debug.callback(lambda v: CAPTURED.__setitem__(name, jax.tree.map(np.asarray, v)), value)
+    jax.debug.callback(lambda v: CAPTURED.__setitem__(name, jax.tree.map(host, v)), value)
 
 
 def patch() -> None:
@@ -175,8 +182,9 @@ def policy_step(agent, given: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     carry, acts, _ = agent.policy(carry, given, mode="train")
     jax.effects_barrier()
     result = {k: v for k, v in CAPTURED.items() if k.startswith("policy/")}
-    result.update({"policy/action": np.asarray(acts["action"]),
-                   "policy/deter": np.stack(carry[1]["deter"]), "policy/stoch": np.stack(carry[1]["stoch"])})
+    result.update({"policy/action": host(acts["action"]),
+                   "policy/deter": np.stack([host(x) for x in carry[1]["deter"]]),
+                   "policy/stoch": np.stack([host(x) for x in carry[1]["stoch"]])})
     CAPTURED.clear()
     return result
 

@@ -32,7 +32,7 @@ import numpy as np
 import pytest
 import yaml
 
-from agents.dreamer import codecs, config as dreamer_config, dists, heads
+from agents.dreamer import codecs, config as dreamer_config, dists, heads, nets
 from agents.dreamer.learner import Learner
 from agents.dreamer.rssm import CategoricalLatent
 from agents.official import mapping
@@ -78,9 +78,10 @@ def close(ours, official, what: str, tolerance: tuple[float, float] = (RTOL, 1e-
     np.testing.assert_allclose(ours, official, rtol=rtol, atol=atol, err_msg=what)
 
 
-def our_learner(case: Case) -> Learner:
+def our_learner(case: Case, dtype: str = "float32") -> Learner:
+    """`dtype`: the compute dtype (parameters stay float32)."""
     cfg = yaml.safe_load((REPO / "harness" / "config" / "agent" / "dreamerv3.yaml").read_text())
-    cfg.update(size=case.size, compute_dtype="float32")
+    cfg.update(size=case.size, compute_dtype=dtype)
     obs = gym.spaces.Dict({
         k: gym.spaces.Box(0, 255, shape, np.uint8) if case.is_image(k) else
         gym.spaces.Box(-np.inf, np.inf, shape, np.float32) for k, shape in case.obs.items()})
@@ -88,11 +89,12 @@ def our_learner(case: Case) -> Learner:
     return Learner(dreamer_config.resolve(cfg), obs, act)
 
 
-def settings(case: Case, tmp: Path) -> dict:
+def settings(case: Case, tmp: Path, dtype: str = "float32") -> dict:
     obs = {k: ["uint8", list(s), 0, 255] if case.is_image(k) else ["float32", list(s)] for k, s in case.obs.items()}
     obs.update(reward=["float32", []], is_first=["bool", []], is_last=["bool", []], is_terminal=["bool", []])
     act = ["int32", [], 0, case.actions] if case.actions else ["float32", [1], -1.0, 1.0]
-    return {"configs": [f"size{case.size}", "cpu"], "flags": {"batch_size": B, "batch_length": T}, "steps": STEPS,
+    flags = {"batch_size": B, "batch_length": T, "jax.compute_dtype": dtype}
+    return {"configs": [f"size{case.size}", "cpu"], "flags": flags, "steps": STEPS,
             "obs": obs, "act": {"action": act}, "logdir": str(tmp / "logdir")}
 
 
@@ -145,19 +147,20 @@ def official_policy_inputs(inputs: dict, learner: Learner, case: Case) -> dict[s
             "carry/action": official_action(inputs["carry/action"], case)}
 
 
-def run_official(python: Path, tmp: Path, case: Case, params: dict, data: dict, policy: dict) -> dict[str, np.ndarray]:
+def run_official(python: Path, tmp: Path, case: Case, params: dict, data: dict, policy: dict,
+                 dtype: str = "float32") -> dict[str, np.ndarray]:
     given = {f"param/{k}": v for k, v in params.items()}
     given.update({f"batch/{k}": v for k, v in data.items()})
     given.update({f"policy/{k}": v for k, v in policy.items()})
-    np.savez(tmp / "in.npz", settings=np.array(json.dumps(settings(case, tmp))), **given)
+    np.savez(tmp / "in.npz", settings=np.array(json.dumps(settings(case, tmp, dtype))), **given)
     done = subprocess.run([str(python), str(SIDE), "train", str(tmp / "in.npz"), str(tmp / "out.npz")],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]
     return dict(np.load(tmp / "out.npz"))
 
 
-def official_shapes(python: Path, tmp: Path, case: Case) -> dict:
-    (tmp / "settings.json").write_text(json.dumps(settings(case, tmp)))
+def official_shapes(python: Path, tmp: Path, case: Case, dtype: str = "float32") -> dict:
+    (tmp / "settings.json").write_text(json.dumps(settings(case, tmp, dtype)))
     done = subprocess.run([str(python), str(SIDE), "shapes", str(tmp / "settings.json"), str(tmp / "shapes.json")],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]
@@ -203,20 +206,22 @@ def our_policy_step(learner: Learner, params: dict, inputs: dict) -> dict:
 
 
 def our_side(learner: Learner, state: dict, data: dict, inputs: dict) -> dict:
-    """What our learner computes on the batch: the same quantities official_side.py captures."""
+    """What our learner computes on the batch: the same quantities official_side.py captures. The
+    intermediate ones are computed as `Learner._loss` does, on the parameters cast to the compute dtype."""
     params, key = state["params"], jax.random.PRNGKey(0)
     policy = our_policy_step(learner, params, inputs)
     jdata = jax.tree.map(jnp.asarray, data)
     obs = {k: jdata[k][:, 1:] for k in learner.spec}
-    tokens = codecs.encode(params["enc"], obs, learner.spec, jnp.float32)
+    p, slow = nets.cast_params(params, learner.dtype), nets.cast_params(state["slow_val"], learner.dtype)
+    tokens = codecs.encode(p["enc"], obs, learner.spec, learner.dtype)
     carry = {"deter": jdata["deter"], "stoch": jdata["stoch"]}
-    _, states, post = learner.rssm.observe(params["dyn"], carry, tokens, jdata["action"][:, :-1],
+    _, states, post = learner.rssm.observe(p["dyn"], carry, tokens, jdata["action"][:, :-1],
                                            jdata["is_first"][:, 1:], key)
-    prior = learner.rssm.prior(params["dyn"], states["deter"])
-    img_states, img_act, img_feat = learner.rollout(params, states, key)
-    imagined = {**img_states, "act": img_act, "rew": learner.scalar.mean(heads.head(params["rew"], img_feat)),
-                "con": learner._continue(params, img_feat)}
-    _, retnorm, ret, _, _ = learner._imagine(params, state["slow_val"], state["retnorm"], states, key)
+    prior = learner.rssm.prior(p["dyn"], states["deter"])
+    img_states, img_act, img_feat = learner.rollout(p, states, key)
+    imagined = {**img_states, "act": img_act, "rew": learner.scalar.mean(heads.head(p["rew"], img_feat)),
+                "con": learner._continue(p, img_feat)}
+    _, retnorm, ret, _, _ = learner._imagine(p, slow, state["retnorm"], states, key)
     grad_fn = jax.value_and_grad(learner._loss, has_aux=True)
     (total, (metrics, _, _)), grads = grad_fn(params, state["slow_val"], state["retnorm"], jdata, key)
     after = {0: jax.tree.map(jnp.copy, state)}
