@@ -29,6 +29,7 @@ from results.analysis import Options, SuiteReport
 
 OURS, OFFICIAL = "dreamerv3", "dreamerv3_official"
 AGENT_KEYS = ("envs", "size", "train_ratio", "batch_size", "batch_length", "compute_dtype", "replay")
+REPLAY_KEYS = ("capacity", "online")
 COMMAND = "make fidelity"
 # Training metrics both sides log for the same quantity (tests/official compares them on identical
 # inputs), ours and the official name; decoder losses pair our `loss/rec_<key>` with its `loss/<key>`.
@@ -53,9 +54,12 @@ LATE = 0.9  # diagnostics average the metrics logged after this fraction of a ru
 
 
 def _settings(config: dict[str, Any]) -> dict[str, Any]:
-    """What must be equal on both sides: the suite's protocol and env, the agent's shared keys, env workers."""
+    """What must be equal on both sides: the suite's protocol and env, the agent's shared keys, env workers.
+    Of the replay, what it samples (capacity, online queue); how ours stores it (chunk, store) is ours alone."""
+    agent = {k: config["agent"].get(k) for k in AGENT_KEYS}
+    agent["replay"] = {k: v for k, v in (agent["replay"] or {}).items() if k in REPLAY_KEYS}
     return {"protocol": config["suite"]["protocol"], "env": config["suite"].get("env"),
-            "parallel_envs": config["run"]["parallel_envs"], **{k: config["agent"].get(k) for k in AGENT_KEYS}}
+            "parallel_envs": config["run"]["parallel_envs"], **agent}
 
 
 def _train_log(run: Path) -> dict[str, Any]:

@@ -205,3 +205,12 @@ def test_rejudge_rebuilds_the_verdicts_from_the_recorded_final_scores(tmp_path, 
     assert "| cartpole_balance | 3 | 815 [" in out.read_text() and "| reproduced (within ±50) |" in out.read_text()
     with pytest.raises(ValueError, match="no suite pages in"):
         fidelity.rejudge(tmp_path / "elsewhere.md")
+
+
+def test_the_sides_compare_what_their_replays_sample_not_how_ours_stores_it():
+    config = {"suite": {"protocol": {"budget": 10}}, "run": {"parallel_envs": "auto"},
+              "agent": {"envs": 4, "replay": {"capacity": 1000, "online": True, "chunk": 1024, "store": "memory"}}}
+    official = {**config, "agent": {"envs": 4, "replay": {"capacity": 1000, "online": True}}}
+    assert fidelity._settings(config) == fidelity._settings(official)
+    smaller = {**config, "agent": {"envs": 4, "replay": {"capacity": 999, "online": True}}}
+    assert fidelity._settings(smaller) != fidelity._settings(official)
