@@ -131,6 +131,14 @@ class Replay:
     def _folder(self, kind: str, index: int) -> Path:
         return self.directory / kind / f"{index:09d}"
 
+    def _open_index(self) -> int | None:
+        """The chunk still filling, None when the last one is full."""
+        return self.count // self.chunk if self.count % self.chunk else None
+
+    def _checkpoint_name(self, index: int) -> str:
+        """A chunk's folder in a checkpoint's replay/: its index, or `open` for the chunk still filling."""
+        return "open" if index == self._open_index() else f"{index:09d}"
+
     def _spill(self, index: int) -> None:
         """Write a full chunk to live/ and map it from there (latents writable)."""
         _write_chunk(self._folder("live", index), self.chunks[index])
@@ -147,10 +155,9 @@ class Replay:
         saved are written, full chunks saved before are hard-linked."""
         path = Path(path)
         (path / "replay").mkdir()
-        open_index = self.count // self.chunk if self.count % self.chunk else None
         for index, arrays in self.chunks.items():
-            target = path / "replay" / (f"{index:09d}" if index != open_index else "open")
-            if index == open_index or not self.directory:
+            target = path / "replay" / self._checkpoint_name(index)
+            if index == self._open_index() or not self.directory:
                 _write_chunk(target, arrays)
                 continue
             saved = self._folder("saved", index)
@@ -176,11 +183,10 @@ class Replay:
         self.count, self.next_window = meta["count"], meta["next_window"]
         self.queue = deque(tuple(x) for x in meta["queue"])
         self.rng.bit_generator.state = meta["rng"]
-        open_index = self.count // self.chunk if self.count % self.chunk else None
         self.chunks = {}
         for index in meta["chunks"]:
-            source = path / "replay" / (f"{index:09d}" if index != open_index else "open")
-            if self.directory and index != open_index:
+            source = path / "replay" / self._checkpoint_name(index)
+            if self.directory and index != self._open_index():
                 _link_chunk(source, self._folder("saved", index))
                 source = self._folder("saved", index)
                 if self.store == "disk":  # steps shared, latents a private copy that training rewrites
